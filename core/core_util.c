@@ -1,0 +1,292 @@
+/* core_util.c - allocation that aborts on exhaustion, bounded growable buffers,
+ * clocks, and atomic file replacement (tmp + fsync + rename), which checkpoints and
+ * metadata files rely on to never expose a half-written file. */
+#include "core.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ==== Allocation ==== */
+
+static void oom(size_t n)
+{
+    fprintf(stderr, "ragfeed: out of memory allocating %zu bytes\n", n);
+    abort();
+}
+
+void *rf_xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        oom(n);
+    return p;
+}
+
+void *rf_xcalloc(size_t nmemb, size_t size)
+{
+    void *p = calloc(nmemb ? nmemb : 1, size ? size : 1);
+    if (!p)
+        oom(nmemb * size);
+    return p;
+}
+
+void *rf_xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q)
+        oom(n);
+    return q;
+}
+
+char *rf_xstrdup(const char *s)
+{
+    return rf_xstrndup(s, strlen(s));
+}
+
+char *rf_xstrndup(const char *s, size_t n)
+{
+    char *p = rf_xmalloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+char *rf_xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+    char *p;
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        oom(0);
+    p = rf_xmalloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(p, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return p;
+}
+
+/* ==== Buffers ==== */
+
+void rf_buf_init(rf_buf_t *b, size_t max)
+{
+    b->ptr = NULL;
+    b->len = 0;
+    b->cap = 0;
+    b->max = max ? max : RF_BUF_DEFAULT_MAX;
+}
+
+void rf_buf_fini(rf_buf_t *b)
+{
+    free(b->ptr);
+    b->ptr = NULL;
+    b->len = b->cap = 0;
+}
+
+void rf_buf_reset(rf_buf_t *b)
+{
+    b->len = 0;
+    if (b->ptr)
+        b->ptr[0] = '\0';
+}
+
+static rf_rc buf_reserve(rf_buf_t *b, size_t extra)
+{
+    size_t need;
+    if (extra > b->max || b->len > b->max - extra)
+        return RF_ETOOBIG;
+    need = b->len + extra + 1;
+    if (need > b->cap) {
+        size_t cap = b->cap ? b->cap : 64;
+        while (cap < need)
+            cap *= 2;
+        b->ptr = rf_xrealloc(b->ptr, cap);
+        b->cap = cap;
+    }
+    return RF_OK;
+}
+
+rf_rc rf_buf_append(rf_buf_t *b, const void *p, size_t n)
+{
+    if (buf_reserve(b, n))
+        return RF_ETOOBIG;
+    if (n)
+        memcpy(b->ptr + b->len, p, n);
+    b->len += n;
+    b->ptr[b->len] = '\0';
+    return RF_OK;
+}
+
+rf_rc rf_buf_puts(rf_buf_t *b, const char *s)
+{
+    return rf_buf_append(b, s, strlen(s));
+}
+
+rf_rc rf_buf_printf(rf_buf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return RF_EINVAL;
+    if (buf_reserve(b, (size_t)n))
+        return RF_ETOOBIG;
+    va_start(ap, fmt);
+    vsnprintf(b->ptr + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return RF_OK;
+}
+
+char *rf_buf_take(rf_buf_t *b, size_t *len_out)
+{
+    char *p = b->ptr ? b->ptr : rf_xstrdup("");
+    if (len_out)
+        *len_out = b->len;
+    b->ptr = NULL;
+    b->len = b->cap = 0;
+    return p;
+}
+
+/* ==== Time ==== */
+
+int64_t rf_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t rf_mono_ms(void)
+{
+    return rf_mono_us() / 1000;
+}
+
+int64_t rf_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void rf_sleep_ms(int64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+        ;
+}
+
+/* ==== Files ==== */
+
+rf_rc rf_mkdirs(const char *path, rf_err_t *err)
+{
+    char *p = rf_xstrdup(path);
+    rf_rc rc = RF_OK;
+    for (char *s = p + 1;; s++) {
+        if (*s == '/' || *s == '\0') {
+            char c = *s;
+            *s = '\0';
+            if (mkdir(p, 0755) == -1 && errno != EEXIST) {
+                rc = rf_err_sys(err, RF_EIO, "mkdir %s", p);
+                break;
+            }
+            *s = c;
+            if (!c)
+                break;
+        }
+    }
+    free(p);
+    return rc;
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+rf_rc rf_file_write_atomic(const char *path, const void *data, size_t len, rf_err_t *err)
+{
+    char *tmp = rf_xasprintf("%s.tmp.%ld", path, (long)getpid());
+    char *dir = rf_xstrdup(path);
+    rf_rc rc = RF_OK;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        rc = rf_err_sys(err, RF_EIO, "open %s", tmp);
+        goto out;
+    }
+    if (write_all(fd, data, len) || fsync(fd)) {
+        rc = rf_err_sys(err, RF_EIO, "write %s", tmp);
+        close(fd);
+        unlink(tmp);
+        goto out;
+    }
+    close(fd);
+    if (rename(tmp, path)) {
+        rc = rf_err_sys(err, RF_EIO, "rename %s", tmp);
+        unlink(tmp);
+        goto out;
+    }
+    /* The rename is durable only once the directory entry is. */
+    fd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+out:
+    free(dir);
+    free(tmp);
+    return rc;
+}
+
+rf_rc rf_file_read(const char *path, size_t max, char **data, size_t *len, rf_err_t *err)
+{
+    rf_buf_t b;
+    char chunk[65536];
+    rf_rc rc = RF_OK;
+    FILE *fp = fopen(path, "rb");
+    *data = NULL;
+    if (!fp)
+        return rf_err_sys(err, errno == ENOENT ? RF_ENOTFOUND : RF_EIO, "open %s", path);
+    rf_buf_init(&b, max);
+    for (;;) {
+        size_t n = fread(chunk, 1, sizeof(chunk), fp);
+        if (n && rf_buf_append(&b, chunk, n)) {
+            rc = rf_err_set(err, RF_ETOOBIG, "%s: larger than %zu bytes", path, max);
+            break;
+        }
+        if (n < sizeof(chunk)) {
+            if (ferror(fp))
+                rc = rf_err_sys(err, RF_EIO, "read %s", path);
+            break;
+        }
+    }
+    fclose(fp);
+    if (rc) {
+        rf_buf_fini(&b);
+        return rc;
+    }
+    *data = rf_buf_take(&b, len);
+    return RF_OK;
+}

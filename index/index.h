@@ -1,0 +1,144 @@
+/* index.h - the public face of index/: the store (SQLite: records, changelog, Kafka
+ * offsets, dead letters) and the in-memory vector index derived from it.
+ *
+ * INVARIANT(offsets-with-state): one store transaction per batch carries the record
+ * changes, their changelog rows and the next Kafka offsets.  INVARIANT(index-is-a-view):
+ * FAISS state is rebuilt from checkpoints plus the changelog; it is never a source of
+ * truth.  INVARIANT(one-record-per-key): search never returns deleted or superseded
+ * versions.
+ *
+ * Threads: rf_index_apply / rf_index_checkpoint are called by one writer thread;
+ * search, get and status may be called from any number of threads at once.
+ */
+#ifndef RF_INDEX_H
+#define RF_INDEX_H
+
+#include "core/core.h"
+
+typedef struct rf_index rf_index_t;
+
+typedef enum rf_index_op_kind {
+    RF_INDEX_UPSERT = 1,
+    RF_INDEX_DELETE = 2,
+    RF_INDEX_TRUNCATE = 3, /* delete every record whose source equals op.source */
+} rf_index_op_kind;
+
+/* One change to apply.  All pointers are borrowed for the duration of the call. */
+typedef struct rf_index_op {
+    rf_index_op_kind kind;
+    const char *id;            /* record id ("inventory.products:1001"); NULL for TRUNCATE */
+    const char *source;        /* "inventory.products" */
+    const char *text;          /* UPSERT only */
+    const char *metadata_json; /* UPSERT: JSON object text or NULL */
+    const char *tenant;        /* may be NULL */
+    const float *vec;          /* UPSERT: dim floats, unit length */
+    const char *model;         /* model that made vec */
+    const uint8_t *content_hash; /* 32 bytes (BLAKE2b-256) or NULL */
+    const char *label;         /* may be NULL */
+    double label_score;
+    int64_t event_time_ms;     /* when the change happened at the source (0 unknown) */
+    const char *source_pos;    /* LSN / binlog position, may be NULL */
+    const char *topic;         /* Kafka coordinates of the event */
+    int32_t partition;
+    int64_t offset;
+} rf_index_op_t;
+
+/* A dead letter to record in the store (the Kafka DLQ topic is ingest's business). */
+typedef struct rf_index_dead {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    rf_slice_t key;   /* ptr NULL when the key was NULL */
+    rf_slice_t value; /* ptr NULL when the value was NULL */
+    const char *reason;
+} rf_index_dead_t;
+
+/* The next offset to consume for one partition. */
+typedef struct rf_index_offset {
+    const char *topic;
+    int32_t partition;
+    int64_t next_offset;
+} rf_index_offset_t;
+
+/* A batch: effects plus the offsets they bring the store to. */
+typedef struct rf_index_batch {
+    const rf_index_op_t *ops;
+    size_t op_cnt;
+    const rf_index_dead_t *dead;
+    size_t dead_cnt;
+    const rf_index_offset_t *offsets;
+    size_t offset_cnt;
+} rf_index_batch_t;
+
+typedef struct rf_index_opts {
+    const char *dir;            /* state directory (created if missing); borrowed */
+    int dim;                    /* vector dimension; a store made with another dim is refused */
+    int64_t checkpoint_interval_ms; /* 0: only at close and on demand */
+} rf_index_opts_t;
+
+/* Opens (or creates) the store under opts->dir and recovers the vector index: loads the
+ * newest valid checkpoint and replays the changelog after it.  A corrupt or missing
+ * checkpoint is skipped (logged), never fatal.  Returns RF_ECORRUPT when the store
+ * itself is unusable, RF_ECONFIG when dim differs from the store's.
+ * Caller frees with rf_index_close(). */
+rf_rc rf_index_open(const rf_index_opts_t *opts, rf_index_t **out, rf_err_t *err);
+
+/* Writes a final checkpoint (when anything changed since the last) and frees. NULL ok. */
+void rf_index_close(rf_index_t *ix);
+
+/* Applies a batch in one store transaction, then updates the in-memory index.
+ * Within a batch, ops are applied in order (the last op for an id wins).
+ * On success *seq_out (may be NULL) is the store sequence after the batch.
+ * On failure nothing of the batch is visible. Writer thread only. */
+rf_rc rf_index_apply(rf_index_t *ix, const rf_index_batch_t *batch, int64_t *seq_out,
+                     rf_err_t *err);
+
+/* Next offset stored for (topic, partition), or -1 when the store has none.
+ * Any thread. */
+int64_t rf_index_offset_get(rf_index_t *ix, const char *topic, int32_t partition);
+
+/* One search hit; strings owned by the result set. */
+typedef struct rf_index_hit {
+    char *id;
+    float score;
+    char *text;
+    char *metadata_json; /* NULL when none */
+    char *label;         /* NULL when none */
+    char *tenant;        /* NULL when none */
+    char *topic;
+    int32_t partition;
+    int64_t offset;
+    int64_t event_time_ms;
+    int64_t seq; /* store seq of the version returned */
+} rf_index_hit_t;
+
+typedef struct rf_index_results {
+    rf_index_hit_t *hits;
+    size_t cnt;
+    int64_t seq; /* store sequence the search reflected */
+} rf_index_results_t;
+
+/* Top-k by inner product (cosine for unit vectors).  Any thread; never blocks on a
+ * checkpoint.  Free with rf_index_results_fini(). */
+rf_rc rf_index_search(rf_index_t *ix, const float *vec, int k, rf_index_results_t *res,
+                      rf_err_t *err);
+void rf_index_results_fini(rf_index_results_t *res);
+
+/* The current record as a JSON object text (id, text, metadata, tenant, label, model,
+ * content_hash, event_time, source_position, kafka{topic,partition,offset}, seq,
+ * updated_at).  RF_ENOTFOUND when absent.  *json caller frees with free(). Any thread. */
+rf_rc rf_index_record_get(rf_index_t *ix, const char *id, char **json, rf_err_t *err);
+
+/* Status: {"records":N,"seq":N,"offsets":{"topic/partition":next},"dead_letters":N,
+ *          "checkpoint_seq":N,"newest_event_time_ms":N}.  Caller frees. Any thread. */
+char *rf_index_status_json(rf_index_t *ix);
+
+/* Counts for tests and metrics. Any thread. */
+int64_t rf_index_record_count(rf_index_t *ix);
+int64_t rf_index_seq(rf_index_t *ix);
+int64_t rf_index_dead_count(rf_index_t *ix);
+
+/* Writes a checkpoint now (synchronously, for tests and clean stops). Writer thread. */
+rf_rc rf_index_checkpoint(rf_index_t *ix, rf_err_t *err);
+
+#endif /* RF_INDEX_H */
