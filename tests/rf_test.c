@@ -47,6 +47,13 @@ void rf__test_split_names(const char *names, rf_test_case_t *cases, size_t n)
     }
 }
 
+/* setjmp lives in its own frame so that no local of the runner loop can be clobbered. */
+static void run_one(void (*fn)(void))
+{
+    if (setjmp(rf__test_jmp) == 0)
+        fn();
+}
+
 int rf__test_run(int argc, char **argv, const rf_test_case_t *cases, size_t n)
 {
     int passed = 0, failed = 0;
@@ -54,8 +61,7 @@ int rf__test_run(int argc, char **argv, const rf_test_case_t *cases, size_t n)
         if (argc > 1 && strcmp(argv[1], cases[i].name) != 0)
             continue;
         int before = rf__test_failures;
-        if (setjmp(rf__test_jmp) == 0)
-            cases[i].fn();
+        run_one(cases[i].fn);
         if (rf__test_failures == before) {
             passed++;
             fprintf(stderr, "ok   %s\n", cases[i].name);

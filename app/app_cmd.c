@@ -1,0 +1,238 @@
+/* app_cmd.c - the command table and everything generated from it: `ragfeed --help`,
+ * `ragfeed help <cmd>`, `ragfeed <cmd> --help`, dispatch, and the exit-code table.
+ * Help goes to stdout with exit 0; usage errors to stderr with exit 2. */
+#include "app/app_int.h"
+
+#include <signal.h>
+#include <stdarg.h>
+#include <string.h>
+
+volatile int rf__app_stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    rf__app_stop = 1;
+}
+
+void rf__app_signals_install(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+#define CONF_OPTS                                                                          \
+    "  -c, --config FILE     properties file (default configs/ragfeed.properties when it "   \
+    "exists)\n"                                                                            \
+    "      --set KEY=VALUE   override one option (repeatable); RAGFEED_<KEY> variables "     \
+    "also override the file\n"
+
+const rf_app_cmd_t rf__app_cmds[] = {
+    {"run", "ragfeed run [-c FILE] [--set KEY=VALUE]...",
+     "consume change events, embed them, keep the index and serve HTTP, in one process",
+     "Runs every stage in one process: the Kafka consumer (source.*), the embedder\n"
+     "(embed.*), the store and vector index under state.dir (index.*), and the HTTP API on\n"
+     "serve.listen. Each batch of events is applied in one store transaction together with\n"
+     "the Kafka offsets it reaches, so a crash at any moment loses and repeats nothing.\n"
+     "Stops cleanly on SIGTERM or SIGINT.\n\nOptions:\n" CONF_OPTS,
+     rf__app_cmd_run},
+    {"demo", "ragfeed demo", "broker + sample change events + run, all on 127.0.0.1",
+     "Starts the development broker, feeds it sample change events and runs the pipeline,\n"
+     "then prints example queries. Needs no network and no configuration.\n",
+     rf__app_cmd_demo},
+    {"broker", "ragfeed broker [--port P] [--brokers N] [--topic T --partitions N]",
+     "a Kafka-protocol broker for development and tests (librdkafka's mock cluster)",
+     "Runs librdkafka's mock cluster on 127.0.0.1 until SIGTERM or SIGINT. The first line on\n"
+     "stdout is `bootstrap.servers=HOST:PORT[,...]`. It keeps everything in memory, at most\n"
+     "5 MiB per partition; topics are auto-created with 4 partitions, so create yours with\n"
+     "--topic/--partitions.\n\nOptions:\n"
+     "      --port P          port of the first broker (0: any free port; default 0)\n"
+     "      --brokers N       number of brokers, 1..16 (default 1)\n"
+     "      --topic T         create topic T at start\n"
+     "      --partitions N    partitions of topic T, 1..1000 (default 4)\n",
+     rf__app_cmd_broker},
+    {"reembed", "ragfeed reembed --model NAME [--provider P] [--dim N]",
+     "re-embed every record into a new model generation (not available in this version)",
+     "Batch re-embedding into a new model generation. Not available in this version.\n",
+     rf__app_cmd_reembed},
+    {"history", "ragfeed history snapshots|record ID|scan",
+     "audit queries over the Iceberg history table (not available in this version)",
+     "Audit queries over the Iceberg table. Not available in this version.\n",
+     rf__app_cmd_history},
+    {"keys", "ragfeed keys create|list|revoke",
+     "API keys with tenant scopes for the HTTP API (not available in this version)",
+     "API key management. Not available in this version.\n", rf__app_cmd_keys},
+    {"config", "ragfeed config check [FILE] | dump [--effective] | doc [-o FILE]",
+     "check, show or document the configuration",
+     "  check [FILE]        validate FILE (or the -c/--set/environment configuration);\n"
+     "                      exit 0 when valid, 3 with the key, value and expectation when not\n"
+     "  dump [--effective]  print every option's effective value (secrets redacted);\n"
+     "                      --effective adds where each value came from\n"
+     "  doc [-o FILE]       print docs/CONFIGURATION.md generated from the option table\n"
+     "\nOptions:\n" CONF_OPTS,
+     rf__app_cmd_config},
+    {"version", "ragfeed version", "print the version and the library versions",
+     "Prints ragfeed's version and the versions of the libraries it was built with.\n",
+     rf__app_cmd_version},
+    {"help", "ragfeed help [COMMAND | exit-codes]", "show help for a command",
+     "Shows the help of a command; `ragfeed help exit-codes` prints docs/EXIT-CODES.md.\n",
+     rf__app_cmd_help_cmd},
+};
+
+const size_t rf__app_cmds_cnt = sizeof(rf__app_cmds) / sizeof(rf__app_cmds[0]);
+
+static const struct {
+    int code;
+    const char *name;
+    const char *desc;
+} exit_codes[] = {
+#define RF__EXIT_ROW(name, code, desc) {code, #name, desc},
+    RF_EXIT_MAP(RF__EXIT_ROW)
+#undef RF__EXIT_ROW
+};
+
+int rf__app_exit_for(rf_rc rc)
+{
+    switch (rc) {
+    case RF_OK:
+        return RF_EXIT_OK;
+    case RF_ECONFIG:
+        return RF_EXIT_CONFIG;
+    case RF_EUSAGE:
+    case RF_ENOTIMPL:
+        return RF_EXIT_USAGE;
+    case RF_EUNAVAIL:
+        return RF_EXIT_UNAVAILABLE;
+    case RF_ECORRUPT:
+        return RF_EXIT_CORRUPT;
+    default:
+        return RF_EXIT_FAILURE;
+    }
+}
+
+static const rf_app_cmd_t *cmd_find(const char *name)
+{
+    for (size_t i = 0; i < rf__app_cmds_cnt; i++)
+        if (!strcmp(rf__app_cmds[i].name, name))
+            return &rf__app_cmds[i];
+    return NULL;
+}
+
+static void main_help(FILE *fp)
+{
+    fputs("ragfeed - real-time RAG context feeder: database change events in Kafka become\n"
+          "fresh, searchable context for LLM applications, exactly once, with an Iceberg\n"
+          "history of every enriched record.\n\n"
+          "Usage: ragfeed <command> [options]\n\nCommands:\n",
+          fp);
+    for (size_t i = 0; i < rf__app_cmds_cnt; i++)
+        fprintf(fp, "  %-9s %s\n", rf__app_cmds[i].name, rf__app_cmds[i].summary);
+    fputs("\nRun `ragfeed help <command>` or `ragfeed <command> --help` for its options.\n\n"
+          "Exit codes:\n",
+          fp);
+    for (size_t i = 0; i < sizeof(exit_codes) / sizeof(exit_codes[0]); i++)
+        fprintf(fp, "  %d  %s\n", exit_codes[i].code, exit_codes[i].desc);
+}
+
+static void exit_codes_doc(FILE *fp)
+{
+    fputs("# Exit codes\n\n"
+          "<!-- Generated by `ragfeed help exit-codes` from app/app_int.h; do not edit. -->\n\n"
+          "Every `ragfeed` command exits with one of these codes. They are append-only: a\n"
+          "code never changes meaning. A process killed by a signal leaves the shell's usual\n"
+          "128+n.\n\n| code | name | meaning |\n| --- | --- | --- |\n",
+          fp);
+    for (size_t i = 0; i < sizeof(exit_codes) / sizeof(exit_codes[0]); i++)
+        fprintf(fp, "| %d | `%s` | %s |\n", exit_codes[i].code, exit_codes[i].name,
+                exit_codes[i].desc);
+}
+
+int rf__app_cmd_help(const char *name)
+{
+    const rf_app_cmd_t *cmd = cmd_find(name);
+    if (!cmd)
+        return rf__app_usage_error("help", "unknown command \"%s\"", name);
+    printf("Usage: %s\n\n%s.\n\n%s", cmd->usage, cmd->summary, cmd->help);
+    return RF_EXIT_OK;
+}
+
+int rf__app_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    const rf_app_cmd_t *c = cmd ? cmd_find(cmd) : NULL;
+    fprintf(stderr, "ragfeed%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    if (c)
+        fprintf(stderr, "Usage: %s\nRun `ragfeed %s --help` for more.\n", c->usage, c->name);
+    else
+        fputs("Usage: ragfeed <command> [options]\nRun `ragfeed --help` for the commands.\n",
+              stderr);
+    return RF_EXIT_USAGE;
+}
+
+int rf__app_cmd_help_cmd(int argc, char **argv)
+{
+    if (argc < 2) {
+        main_help(stdout);
+        return RF_EXIT_OK;
+    }
+    if (argc > 2)
+        return rf__app_usage_error("help", "unexpected argument \"%s\"", argv[2]);
+    if (!strcmp(argv[1], "exit-codes")) {
+        exit_codes_doc(stdout);
+        return RF_EXIT_OK;
+    }
+    return rf__app_cmd_help(argv[1]);
+}
+
+static int not_available(const char *name)
+{
+    fprintf(stderr, "ragfeed %s: not available in this version\n", name);
+    return RF_EXIT_USAGE;
+}
+
+/* Commands declared by the external contract whose stage is not built yet: they say
+ * so and exit 2 rather than print anything that looks like a result. */
+int rf__app_cmd_reembed(int argc, char **argv)
+{
+    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")))
+        return rf__app_cmd_help(argv[0]);
+    return not_available(argv[0]);
+}
+
+int rf__app_cmd_history(int argc, char **argv)
+{
+    return rf__app_cmd_reembed(argc, argv);
+}
+
+int rf__app_cmd_keys(int argc, char **argv)
+{
+    return rf__app_cmd_reembed(argc, argv);
+}
+
+int rf_app_main(int argc, char **argv)
+{
+    const rf_app_cmd_t *cmd;
+    if (argc < 2) {
+        main_help(stderr);
+        return RF_EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        main_help(stdout);
+        return RF_EXIT_OK;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V"))
+        return rf__app_cmd_version(1, argv + 1);
+    cmd = cmd_find(argv[1]);
+    if (!cmd)
+        return rf__app_usage_error(NULL, "unknown command \"%s\"", argv[1]);
+    return cmd->fn(argc - 1, argv + 1);
+}

@@ -1,0 +1,105 @@
+/* test_core.c - error table, bounded buffers, atomic files and the log macro (level
+ * checked before arguments are evaluated, per-module debug, JSON lines). */
+#include "core/core.h"
+#include "rf_test.h"
+
+#include <jansson.h>
+#include <string.h>
+
+static void test_err_table(void)
+{
+    rf_err_t err;
+    RF_CHECK_STR(rf_rc_name(RF_ECONFIG), "ECONFIG");
+    RF_CHECK(rf_rc_retriable(RF_EUNAVAIL));
+    RF_CHECK(!rf_rc_retriable(RF_EPARSE));
+    RF_CHECK_STR(rf_rc_name((rf_rc)9999), "EUNKNOWN");
+    RF_CHECK_INT(rf_err_set(&err, RF_EPARSE, "at %d", 7), RF_EPARSE);
+    RF_CHECK_STR(err.msg, "at 7");
+    RF_CHECK_INT(rf_err_set(NULL, RF_EIO, "x"), RF_EIO);
+}
+
+static void test_buf_limit(void)
+{
+    rf_buf_t b;
+    rf_buf_init(&b, 8);
+    RF_CHECK_INT(rf_buf_puts(&b, "1234"), RF_OK);
+    RF_CHECK_INT(rf_buf_printf(&b, "%d", 5678), RF_OK);
+    RF_CHECK_INT(rf_buf_puts(&b, "9"), RF_ETOOBIG);
+    RF_CHECK_STR(b.ptr, "12345678");
+    RF_CHECK_INT(b.len, 8);
+    rf_buf_fini(&b);
+}
+
+static void test_atomic_file(void)
+{
+    char *dir = rf_test_tmpdir("core");
+    char *sub = rf_xasprintf("%s/a/b", dir), *path = rf_xasprintf("%s/a/b/f", dir);
+    char *data = NULL;
+    size_t len = 0;
+    rf_err_t err;
+    RF_REQUIRE(rf_mkdirs(sub, &err) == RF_OK);
+    RF_REQUIRE(rf_file_write_atomic(path, "hello", 5, &err) == RF_OK);
+    RF_REQUIRE(rf_file_read(path, 100, &data, &len, &err) == RF_OK);
+    RF_CHECK_INT(len, 5);
+    RF_CHECK(memcmp(data, "hello", 5) == 0);
+    free(data);
+    RF_CHECK_INT(rf_file_read(path, 3, &data, &len, &err), RF_ETOOBIG);
+    RF_CHECK_INT(rf_file_read("/nonexistent/zz", 3, &data, &len, &err), RF_ENOTFOUND);
+    free(sub);
+    free(path);
+    rf_test_rmtree(dir);
+    free(dir);
+}
+
+static int evaluated;
+static int side_effect(void)
+{
+    evaluated++;
+    return 1;
+}
+
+static void test_log_levels_and_json(void)
+{
+    char *dir = rf_test_tmpdir("log");
+    char *path = rf_xasprintf("%s/log", dir);
+    FILE *fp = fopen(path, "w");
+    rf_err_t err;
+    rf_log_set_stream(fp);
+    RF_REQUIRE(rf_log_setup(RF_LOG_WARN, RF_LOG_FORMAT_JSON, "index", &err) == RF_OK);
+    evaluated = 0;
+    RF_LOG(RF_LOG_INFO, RF_MOD_INGEST, "x=%d dropped", side_effect());
+    RF_LOG(RF_LOG_DEBUG, RF_MOD_INGEST, "x=%d dropped", side_effect());
+    RF_CHECK_INT(evaluated, 0);
+    RF_LOG(RF_LOG_DEBUG, RF_MOD_INDEX, "seq=%d note=\"two words\" kept %s", 42, "here");
+    RF_LOG(RF_LOG_ERROR, RF_MOD_APP, "plain message");
+    fclose(fp);
+    rf_log_set_stream(NULL);
+    RF_CHECK_INT(rf_log_setup(RF_LOG_INFO, RF_LOG_FORMAT_TEXT, "ingest,nosuch", &err),
+                 RF_ECONFIG);
+    RF_CHECK(strstr(err.msg, "nosuch") != NULL);
+    rf_log_setup(RF_LOG_INFO, RF_LOG_FORMAT_TEXT, NULL, NULL);
+
+    char *text = rf_test_read_file(path, NULL);
+    char *nl = strchr(text, '\n');
+    RF_REQUIRE(nl != NULL);
+    *nl = 0;
+    json_error_t jerr;
+    json_t *line = json_loads(text, 0, &jerr);
+    RF_REQUIRE(line != NULL);
+    RF_CHECK_STR(json_string_value(json_object_get(line, "level")), "debug");
+    RF_CHECK_STR(json_string_value(json_object_get(line, "mod")), "index");
+    RF_CHECK_STR(json_string_value(json_object_get(line, "seq")), "42");
+    RF_CHECK_STR(json_string_value(json_object_get(line, "note")), "two words");
+    RF_CHECK_STR(json_string_value(json_object_get(line, "msg")), "kept here");
+    json_decref(line);
+    line = json_loads(nl + 1, JSON_DISABLE_EOF_CHECK, &jerr);
+    RF_REQUIRE(line != NULL);
+    RF_CHECK_STR(json_string_value(json_object_get(line, "msg")), "plain message");
+    json_decref(line);
+    free(text);
+    free(path);
+    rf_test_rmtree(dir);
+    free(dir);
+}
+
+RF_TEST_MAIN(test_err_table, test_buf_limit, test_atomic_file, test_log_levels_and_json)
