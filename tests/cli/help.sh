@@ -1,0 +1,36 @@
+# help.sh - help on stdout with exit 0, usage errors on stderr with exit 2, commands
+# not available in this version say so and exit 2.
+source "$(dirname "$0")/lib.sh"
+set -e
+cd "$TMP"
+
+run "$RF_BIN" --help
+expect_rc 0 "--help"; expect_out "Usage: ragfeed <command>" "--help"; expect_no_err "--help"
+for c in run demo broker reembed history keys config version help; do
+  expect_out "  $c" "--help lists $c"
+  run "$RF_BIN" "$c" --help
+  expect_rc 0 "$c --help"; expect_out "Usage: ragfeed $c" "$c --help"; expect_no_err "$c --help"
+  run "$RF_BIN" help "$c"
+  expect_rc 0 "help $c"; expect_out "Usage: ragfeed $c" "help $c"
+done
+expect_out "Exit codes:" "--help shows exit codes"
+
+run "$RF_BIN"
+expect_rc 2 "no command"; expect_no_out "no command"
+run "$RF_BIN" frobnicate
+expect_rc 2 "unknown command"; expect_err 'unknown command "frobnicate"' "unknown command"; expect_no_out "unknown command"
+run "$RF_BIN" run --bogus
+expect_rc 2 "unknown option"; expect_err '--bogus' "unknown option"
+run "$RF_BIN" broker --port=99999
+expect_rc 2 "bad port"; expect_err "--port 99999: expected 0..65535" "bad port"
+run "$RF_BIN" help nosuch
+expect_rc 2 "help nosuch"
+
+for c in reembed history keys demo; do
+  run "$RF_BIN" "$c"
+  expect_rc 2 "$c not available"; expect_err "not available in this version" "$c"; expect_no_out "$c"
+done
+
+run "$RF_BIN" version
+expect_rc 0 version; expect_out "ragfeed " version; expect_out "librdkafka " version
+finish
