@@ -44,13 +44,15 @@ if [ "${RF_DEPS_SKIP_APT:-0}" != 1 ]; then
 fi
 
 # ---- FAISS C API ---------------------------------------------------------------
+# The C API counts as present when both the library and its headers are in the prefix
+# or in the system's own directories.
 have_faiss_c() {
-  for d in "$PREFIX/lib" /usr/local/lib /usr/lib/x86_64-linux-gnu /usr/lib; do
-    if [ -e "$d/libfaiss_c.a" ] || [ -e "$d/libfaiss_c.so" ]; then
-      if [ -e "${d%/lib*}/include/faiss/c_api/faiss_c.h" ] || [ -e /usr/include/faiss/c_api/faiss_c.h ]; then
-        return 0
-      fi
-    fi
+  local lib inc
+  for lib in "$PREFIX/lib" /usr/lib/x86_64-linux-gnu /usr/lib; do
+    [ -e "$lib/libfaiss_c.a" ] || [ -e "$lib/libfaiss_c.so" ] || continue
+    for inc in "$PREFIX/include" /usr/include; do
+      [ -e "$inc/faiss/c_api/faiss_c.h" ] && return 0
+    done
   done
   return 1
 }
