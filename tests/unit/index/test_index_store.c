@@ -1,0 +1,468 @@
+/* test_index_store.c - the store and the vector index through the public API: round
+ * trips, updates that replace, deletes, truncates, offsets in the batch's transaction,
+ * the dim check, the state-dir lock and input validation.  Covers
+ * INVARIANT(offsets-with-state), INVARIANT(one-record-per-key), INVARIANT(index-is-a-view).
+ */
+#include "index/index.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+#include "index/index_int.h"
+#include "index_testlib.h"
+#include "rf_test.h"
+
+#define DIM 8
+
+static void axis(int i, float *v)
+{
+    memset(v, 0, DIM * sizeof(float));
+    v[i] = 1.0f;
+}
+
+static void test_roundtrip(void)
+{
+    char *dir = rf_test_tmpdir("ixrt");
+    rf_index_t *ix = tl_open(dir, DIM, 0);
+    float va[DIM], vb[DIM], vc[DIM];
+    uint8_t hash[32];
+    rf_index_op_t ops[3];
+    rf_index_offset_t off = {"t", 0, 3};
+    rf_index_results_t res;
+    int64_t seq = -1;
+    char *js = NULL, *st = NULL;
+    json_t *o;
+    axis(0, va);
+    axis(1, vb);
+    axis(2, vc);
+    memset(hash, 0xab, sizeof(hash));
+    ops[0] = tl_upsert("s:a", "s", "alpha", va);
+    ops[0].metadata_json = "{\"color\":\"red\"}";
+    ops[0].content_hash = hash;
+    ops[0].label = "fruit";
+    ops[0].label_score = 0.5;
+    ops[0].tenant = "acme";
+    ops[0].event_time_ms = 1700000000000;
+    ops[0].source_pos = "lsn:42";
+    ops[0].partition = 0;
+    ops[0].offset = 0;
+    ops[1] = tl_upsert("s:b", "s", "beta", vb);
+    ops[1].offset = 1;
+    ops[2] = tl_upsert("s:c", "s", "gamma", vc);
+    ops[2].offset = 2;
+    RF_REQUIRE(tl_apply(ix, ops, 3, &off, 1, &seq) == RF_OK);
+    RF_CHECK_INT(seq, 3);
+    RF_CHECK_INT(rf_index_seq(ix), 3);
+    RF_CHECK_INT(rf_index_record_count(ix), 3);
+    RF_CHECK_INT(rf_index_offset_get(ix, "t", 0), 3);
+    RF_CHECK_INT(rf_index_offset_get(ix, "t", 1), -1);
+    RF_CHECK_INT(rf_index_offset_get(ix, "other", 0), -1);
+
+    RF_REQUIRE(rf_index_search(ix, vb, 2, &res, NULL) == RF_OK);
+    RF_REQUIRE(res.cnt == 2);
+    RF_CHECK_STR(res.hits[0].id, "s:b");
+    RF_CHECK_STR(res.hits[0].text, "beta");
+    RF_CHECK(fabsf(res.hits[0].score - 1.0f) < 1e-6f);
+    RF_CHECK(fabsf(res.hits[1].score) < 1e-6f);
+    RF_CHECK_INT(res.seq, 3);
+    RF_CHECK_INT(res.hits[0].seq, 2);
+    RF_CHECK_INT(res.hits[0].offset, 1);
+    RF_CHECK_STR(res.hits[0].topic, "t");
+    rf_index_results_fini(&res);
+
+    RF_REQUIRE(rf_index_search(ix, va, 1, &res, NULL) == RF_OK);
+    RF_REQUIRE(res.cnt == 1);
+    RF_CHECK_STR(res.hits[0].id, "s:a");
+    RF_CHECK_STR(res.hits[0].metadata_json, "{\"color\":\"red\"}");
+    RF_CHECK_STR(res.hits[0].label, "fruit");
+    RF_CHECK_STR(res.hits[0].tenant, "acme");
+    RF_CHECK_INT(res.hits[0].event_time_ms, 1700000000000);
+    rf_index_results_fini(&res);
+
+    RF_REQUIRE(rf_index_record_get(ix, "s:a", &js, NULL) == RF_OK);
+    o = json_loads(js, 0, NULL);
+    RF_REQUIRE(o);
+    RF_CHECK_STR(json_string_value(json_object_get(o, "id")), "s:a");
+    RF_CHECK_STR(json_string_value(json_object_get(o, "text")), "alpha");
+    RF_CHECK_STR(json_string_value(json_object_get(json_object_get(o, "metadata"), "color")),
+                 "red");
+    RF_CHECK_STR(json_string_value(json_object_get(o, "tenant")), "acme");
+    RF_CHECK_STR(json_string_value(json_object_get(o, "label")), "fruit");
+    RF_CHECK_STR(json_string_value(json_object_get(o, "model")), "test-model");
+    RF_CHECK_STR(json_string_value(json_object_get(o, "content_hash")),
+                 "abababababababababababababababababababababababababababababababab");
+    RF_CHECK_INT(json_integer_value(json_object_get(o, "event_time")), 1700000000000);
+    RF_CHECK_STR(json_string_value(json_object_get(o, "source_position")), "lsn:42");
+    RF_CHECK_STR(json_string_value(json_object_get(json_object_get(o, "kafka"), "topic")), "t");
+    RF_CHECK_INT(json_integer_value(json_object_get(o, "seq")), 1);
+    RF_CHECK(json_integer_value(json_object_get(o, "updated_at")) > 0);
+    json_decref(o);
+    free(js);
+    js = NULL;
+    RF_CHECK(rf_index_record_get(ix, "s:zzz", &js, NULL) == RF_ENOTFOUND);
+    RF_CHECK(js == NULL);
+
+    st = rf_index_status_json(ix);
+    RF_REQUIRE(st);
+    o = json_loads(st, 0, NULL);
+    RF_REQUIRE(o);
+    RF_CHECK_INT(json_integer_value(json_object_get(o, "records")), 3);
+    RF_CHECK_INT(json_integer_value(json_object_get(o, "seq")), 3);
+    RF_CHECK_INT(json_integer_value(json_object_get(json_object_get(o, "offsets"), "t/0")), 3);
+    RF_CHECK_INT(json_integer_value(json_object_get(o, "dead_letters")), 0);
+    RF_CHECK_INT(json_integer_value(json_object_get(o, "newest_event_time_ms")), 1700000000000);
+    RF_CHECK_INT(json_integer_value(json_object_get(o, "checkpoint_seq")), -1);
+    json_decref(o);
+    free(st);
+
+    /* Closing writes a checkpoint; reopening sees the same state. */
+    rf_index_close(ix);
+    ix = tl_open(dir, DIM, 0);
+    RF_CHECK_INT(rf_index_seq(ix), 3);
+    RF_CHECK_INT(rf_index_record_count(ix), 3);
+    RF_CHECK_INT(rf_index_offset_get(ix, "t", 0), 3);
+    st = rf_index_status_json(ix);
+    RF_CHECK(st && strstr(st, "\"checkpoint_seq\":3"));
+    free(st);
+    RF_REQUIRE(rf_index_search(ix, vc, 1, &res, NULL) == RF_OK);
+    RF_CHECK(res.cnt == 1 && strcmp(res.hits[0].id, "s:c") == 0);
+    rf_index_results_fini(&res);
+    RF_CHECK(tl_vectors_match_store(ix, dir));
+    rf_index_close(ix);
+    rf_test_rmtree(dir);
+    free(dir);
+}
+
+/* INVARIANT(one-record-per-key): an update replaces text and vector; the old version is
+ * never found again, even by its old vector. */
+static void test_update_replaces(void)
+{
+    char *dir = rf_test_tmpdir("ixup");
+    rf_index_t *ix = tl_open(dir, DIM, 0);
+    float v1[DIM], v2[DIM], v3[DIM];
+    rf_index_op_t ops[2];
+    rf_index_results_t res;
+    axis(0, v1);
+    axis(1, v2);
+    axis(2, v3);
+    ops[0] = tl_upsert("s:a", "s", "old text", v1);
+    ops[1] = tl_upsert("s:b", "s", "other", v3);
+    RF_REQUIRE(tl_apply(ix, ops, 2, NULL, 0, NULL) == RF_OK);
+    ops[0] = tl_upsert("s:a", "s", "new text", v2);
+    RF_REQUIRE(tl_apply(ix, ops, 1, NULL, 0, NULL) == RF_OK);
+    RF_CHECK_INT(rf_index_record_count(ix), 2);
+    RF_CHECK_INT(rf_index_seq(ix), 3);
+    RF_REQUIRE(rf_index_search(ix, v1, 5, &res, NULL) == RF_OK);
+    RF_CHECK_INT(res.cnt, 2);
+    for (size_t i = 0; i < res.cnt; i++) {
+        RF_CHECK(strcmp(res.hits[i].text, "old text") != 0);
+        RF_CHECK(res.hits[i].score < 0.5f); /* the old vector is gone */
+    }
+    rf_index_results_fini(&res);
+    RF_REQUIRE(rf_index_search(ix, v2, 1, &res, NULL) == RF_OK);
+    RF_REQUIRE(res.cnt == 1);
+    RF_CHECK_STR(res.hits[0].id, "s:a");
+    RF_CHECK_STR(res.hits[0].text, "new text");
+    RF_CHECK_INT(res.hits[0].seq, 3);
+    rf_index_results_fini(&res);
+    /* Two versions of one id in a batch: the last wins. */
+    ops[0] = tl_upsert("s:c", "s", "first", v1);
+    ops[1] = tl_upsert("s:c", "s", "second", v3);
+    RF_REQUIRE(tl_apply(ix, ops, 2, NULL, 0, NULL) == RF_OK);
+    RF_REQUIRE(rf_index_search(ix, v1, 5, &res, NULL) == RF_OK);
+    for (size_t i = 0; i < res.cnt; i++)
+        RF_CHECK(strcmp(res.hits[i].text, "first") != 0);
+    rf_index_results_fini(&res);
+    RF_CHECK_INT(rf_index_record_count(ix), 3);
+    RF_CHECK_INT(tl_count(dir, "records"), 3);
+    RF_CHECK_INT(tl_count(dir, "changelog"), 5);
+    RF_CHECK(tl_vectors_match_store(ix, dir));
+    rf_index_close(ix);
+    rf_test_rmtree(dir);
+    free(dir);
+}
+
+static void test_delete(void)
+{
+    char *dir = rf_test_tmpdir("ixdel");
+    rf_index_t *ix = tl_open(dir, DIM, 0);
+    float v1[DIM], v2[DIM];
+    rf_index_op_t ops[2];
+    rf_index_results_t res;
+    int64_t seq = 0;
+    axis(0, v1);
+    axis(1, v2);
+    ops[0] = tl_upsert("s:a", "s", "a", v1);
+    ops[1] = tl_upsert("s:b", "s", "b", v2);
+    RF_REQUIRE(tl_apply(ix, ops, 2, NULL, 0, &seq) == RF_OK);
+    ops[0] = tl_delete("s:a", "s");
+    RF_REQUIRE(tl_apply(ix, ops, 1, NULL, 0, &seq) == RF_OK);
+    RF_CHECK_INT(seq, 3);
+    RF_CHECK_INT(rf_index_record_count(ix), 1);
+    RF_CHECK_INT(tl_count(dir, "changelog WHERE op = 'delete' AND id = 's:a'"), 1);
+    RF_REQUIRE(rf_index_search(ix, v1, 10, &res, NULL) == RF_OK);
+    RF_REQUIRE(res.cnt == 1);
+    RF_CHECK_STR(res.hits[0].id, "s:b");
+    rf_index_results_fini(&res);
+    /* A delete of a missing id writes no changelog row and keeps seq. */
+    ops[0] = tl_delete("s:missing", "s");
+    ops[1] = tl_delete("s:a", "s");
+    RF_REQUIRE(tl_apply(ix, ops, 2, NULL, 0, &seq) == RF_OK);
+    RF_CHECK_INT(seq, 3);
+    RF_CHECK_INT(rf_index_seq(ix), 3);
+    RF_CHECK_INT(tl_count(dir, "changelog"), 3);
+    /* Upsert then delete in one batch: nothing remains. */
+    ops[0] = tl_upsert("s:c", "s", "c", v1);
+    ops[1] = tl_delete("s:c", "s");
+    RF_REQUIRE(tl_apply(ix, ops, 2, NULL, 0, &seq) == RF_OK);
+    RF_CHECK_INT(seq, 5);
+    RF_CHECK_INT(rf_index_record_count(ix), 1);
+    RF_REQUIRE(rf_index_search(ix, v1, 10, &res, NULL) == RF_OK);
+    RF_CHECK_INT(res.cnt, 1);
+    rf_index_results_fini(&res);
+    RF_CHECK(tl_vectors_match_store(ix, dir));
+    rf_index_close(ix);
+    rf_test_rmtree(dir);
+    free(dir);
+}
+
+static void test_truncate(void)
+{
+    char *dir = rf_test_tmpdir("ixtr");
+    rf_index_t *ix = tl_open(dir, DIM, 0);
+    float v[5][DIM];
+    const char *ids[5] = {"s1:a", "s1:b", "s1:c", "s2:a", "s2:b"};
+    rf_index_op_t ops[5];
+    rf_index_results_t res;
+    int64_t seq = 0;
+    for (int i = 0; i < 5; i++) {
+        axis(i, v[i]);
+        ops[i] = tl_upsert(ids[i], i < 3 ? "s1" : "s2", ids[i], v[i]);
+    }
+    RF_REQUIRE(tl_apply(ix, ops, 5, NULL, 0, NULL) == RF_OK);
+    ops[0] = tl_truncate("s1");
+    RF_REQUIRE(tl_apply(ix, ops, 1, NULL, 0, &seq) == RF_OK);
+    RF_CHECK_INT(seq, 8);
+    RF_CHECK_INT(rf_index_record_count(ix), 2);
+    RF_CHECK_INT(tl_count(dir, "changelog WHERE op = 'delete' AND source = 's1'"), 3);
+    RF_CHECK_INT(tl_count(dir, "records WHERE source = 's2'"), 2);
+    RF_REQUIRE(rf_index_search(ix, v[0], 10, &res, NULL) == RF_OK);
+    RF_CHECK_INT(res.cnt, 2);
+    for (size_t i = 0; i < res.cnt; i++)
+        RF_CHECK(strncmp(res.hits[i].id, "s2:", 3) == 0);
+    rf_index_results_fini(&res);
+    /* Truncating an empty source changes nothing. */
+    RF_REQUIRE(tl_apply(ix, ops, 1, NULL, 0, &seq) == RF_OK);
+    RF_CHECK_INT(seq, 8);
+    RF_CHECK(tl_vectors_match_store(ix, dir));
+    rf_index_close(ix);
+    rf_test_rmtree(dir);
+    free(dir);
+}
+
+static void raw_exec(const char *dir, const char *sql)
+{
+    char *path = rf_xasprintf("%s/store.db", dir);
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open(path, &db);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        fprintf(stderr, "%s: %s\n", sql, sqlite3_errmsg(db));
+    RF_CHECK(rc == SQLITE_OK);
+    sqlite3_close(db);
+    free(path);
+}
+
+/* INVARIANT(offsets-with-state): offsets, records, changelog and dead letters commit
+ * together or not at all. */
+static void test_offsets_txn(void)
+{
+    char *dir = rf_test_tmpdir("ixoff");
+    rf_index_t *ix = tl_open(dir, DIM, 0);
+    float v[DIM];
+    rf_index_op_t ops[2];
+    rf_index_offset_t offs[2] = {{"t", 0, 10}, {"t", 1, 7}};
+    rf_index_dead_t dead = {"t", 1, 6, RF_SLICE_NULL, {(const uint8_t *)"junk", 4}, "bad json"};
+    rf_index_batch_t b = {0};
+    rf_err_t err = {0};
+    int64_t seq = 0;
+    axis(0, v);
+    ops[0] = tl_upsert("s:a", "s", "a", v);
+    ops[1] = tl_upsert("s:b", "s", "b", v);
+    b.ops = ops;
+    b.op_cnt = 2;
+    b.dead = &dead;
+    b.dead_cnt = 1;
+    b.offsets = offs;
+    b.offset_cnt = 2;
+    RF_REQUIRE(rf_index_apply(ix, &b, &seq, &err) == RF_OK);
+    RF_CHECK_INT(tl_count(dir, "offsets WHERE topic = 't' AND \"partition\" = 0 AND"
+                               " next_offset = 10"),
+                 1);
+    RF_CHECK_INT(tl_count(dir, "offsets WHERE \"partition\" = 1 AND next_offset = 7"), 1);
+    RF_CHECK_INT(tl_count(dir, "dead_letters WHERE key IS NULL AND value = CAST('junk' AS BLOB)"
+                               " AND reason = 'bad json'"),
+                 1);
+    RF_CHECK_INT(rf_index_dead_count(ix), 1);
+
+    /* Make the store refuse the second record of the next batch: the first record, the
+     * offsets and the dead letter of that batch must not be visible either. */
+    raw_exec(dir, "CREATE TRIGGER boom BEFORE INSERT ON records WHEN NEW.id = 's:bad'"
+                  " BEGIN SELECT RAISE(ABORT, 'refused'); END");
+    ops[0] = tl_upsert("s:ok", "s", "ok", v);
+    ops[1] = tl_upsert("s:bad", "s", "bad", v);
+    offs[0].next_offset = 20;
+    RF_CHECK(rf_index_apply(ix, &b, &seq, &err) != RF_OK);
+    RF_CHECK(strstr(err.msg, "refused") != NULL);
+    RF_CHECK_INT(tl_count(dir, "records WHERE id = 's:ok'"), 0);
+    RF_CHECK_INT(tl_count(dir, "offsets WHERE \"partition\" = 0 AND next_offset = 10"), 1);
+    RF_CHECK_INT(tl_count(dir, "dead_letters"), 1);
+    RF_CHECK_INT(tl_count(dir, "changelog"), 2);
+    RF_CHECK_INT(rf_index_offset_get(ix, "t", 0), 10);
+    RF_CHECK_INT(rf_index_seq(ix), 2);
+    RF_CHECK_INT(rf_index_record_count(ix), 2);
+    RF_CHECK_INT(rf_index_dead_count(ix), 1);
+    RF_CHECK(tl_vectors_match_store(ix, dir));
+
+    /* An offset write refused at the end rolls back the records before it. */
+    raw_exec(dir, "DROP TRIGGER boom; CREATE TRIGGER boom2 BEFORE UPDATE ON offsets"
+                  " WHEN NEW.next_offset = 30 BEGIN SELECT RAISE(ABORT, 'no offset'); END");
+    ops[1] = tl_upsert("s:fine", "s", "fine", v);
+    offs[0].next_offset = 30;
+    RF_CHECK(rf_index_apply(ix, &b, &seq, &err) != RF_OK);
+    RF_CHECK_INT(tl_count(dir, "records"), 2);
+    RF_CHECK_INT(rf_index_seq(ix), 2);
+    /* The same batch goes through once the store accepts it. */
+    raw_exec(dir, "DROP TRIGGER boom2");
+    RF_REQUIRE(rf_index_apply(ix, &b, &seq, &err) == RF_OK);
+    RF_CHECK_INT(seq, 4);
+    RF_CHECK_INT(tl_count(dir, "records"), 4);
+    RF_CHECK_INT(rf_index_offset_get(ix, "t", 0), 30);
+    RF_CHECK_INT(rf_index_dead_count(ix), 2);
+    RF_CHECK(tl_vectors_match_store(ix, dir));
+    rf_index_close(ix);
+
+    /* Offsets survive a reopen. */
+    ix = tl_open(dir, DIM, 0);
+    RF_CHECK_INT(rf_index_offset_get(ix, "t", 0), 30);
+    RF_CHECK_INT(rf_index_offset_get(ix, "t", 1), 7);
+    RF_CHECK_INT(rf_index_dead_count(ix), 2);
+    rf_index_close(ix);
+    rf_test_rmtree(dir);
+    free(dir);
+}
+
+static void test_dim_mismatch(void)
+{
+    char *dir = rf_test_tmpdir("ixdim");
+    rf_index_t *ix = tl_open(dir, DIM, 0), *ix2 = NULL;
+    rf_index_opts_t o = {dir, DIM * 2, 0};
+    rf_err_t err = {0};
+    rf_index_close(ix);
+    RF_CHECK(rf_index_open(&o, &ix2, &err) == RF_ECONFIG);
+    RF_CHECK(ix2 == NULL);
+    RF_CHECK(strstr(err.msg, "dim") != NULL);
+    /* The refused open left the store usable with its own dim. */
+    ix = tl_open(dir, DIM, 0);
+    rf_index_close(ix);
+    rf_test_rmtree(dir);
+    free(dir);
+}
+
+static void test_lock(void)
+{
+    char *dir = rf_test_tmpdir("ixlock");
+    rf_index_t *ix = tl_open(dir, DIM, 0), *ix2 = NULL;
+    rf_index_opts_t o = {dir, DIM, 0};
+    rf_err_t err = {0};
+    pid_t pid;
+    int status = 0;
+    RF_CHECK(rf_index_open(&o, &ix2, &err) == RF_EBUSY);
+    RF_CHECK(strstr(err.msg, "in use") != NULL);
+    /* Another process is refused too. */
+    pid = fork();
+    RF_REQUIRE(pid >= 0);
+    if (pid == 0) {
+        rf_index_t *c = NULL;
+        _exit(rf_index_open(&o, &c, NULL) == RF_EBUSY ? 0 : 1);
+    }
+    RF_REQUIRE(waitpid(pid, &status, 0) == pid);
+    RF_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    rf_index_close(ix);
+    RF_CHECK(rf_index_open(&o, &ix2, &err) == RF_OK);
+    rf_index_close(ix2);
+    rf_test_rmtree(dir);
+    free(dir);
+}
+
+static void test_validation(void)
+{
+    char *dir = rf_test_tmpdir("ixval");
+    rf_index_t *ix = tl_open(dir, DIM, 0);
+    float v[DIM];
+    rf_index_op_t ops[2];
+    rf_index_results_t res;
+    rf_index_offset_t off = {"t", 0, 5};
+    rf_err_t err = {0};
+    rf_index_batch_t b = {0};
+    axis(0, v);
+    ops[0] = tl_upsert("s:a", "s", "a", v);
+    ops[1] = tl_upsert("s:b", "s", "b", NULL);
+    RF_CHECK(tl_apply(ix, ops, 2, &off, 1, NULL) == RF_EINVAL);
+    v[3] = NAN;
+    ops[1] = tl_upsert("s:b", "s", "b", v);
+    RF_CHECK(tl_apply(ix, ops, 2, &off, 1, NULL) == RF_EINVAL);
+    ops[1] = tl_truncate(NULL);
+    RF_CHECK(tl_apply(ix, ops, 2, &off, 1, NULL) == RF_EINVAL);
+    RF_CHECK_INT(rf_index_record_count(ix), 0);
+    RF_CHECK_INT(rf_index_offset_get(ix, "t", 0), -1);
+    RF_CHECK_INT(tl_count(dir, "records"), 0);
+    b.op_cnt = 1; /* ops NULL */
+    RF_CHECK(rf_index_apply(ix, &b, NULL, &err) == RF_EINVAL);
+    RF_CHECK(rf_index_search(ix, v, 0, &res, &err) == RF_EINVAL);
+    RF_CHECK(rf_index_search(ix, v, RF__INDEX_K_MAX + 1, &res, &err) == RF_ETOOBIG);
+    /* An empty index answers with nothing. */
+    axis(0, v);
+    RF_REQUIRE(rf_index_search(ix, v, 3, &res, &err) == RF_OK);
+    RF_CHECK_INT(res.cnt, 0);
+    RF_CHECK_INT(res.seq, 0);
+    rf_index_results_fini(&res);
+    /* A batch with only offsets keeps seq and stores the offsets. */
+    RF_REQUIRE(tl_apply(ix, NULL, 0, &off, 1, NULL) == RF_OK);
+    RF_CHECK_INT(rf_index_seq(ix), 0);
+    RF_CHECK_INT(rf_index_offset_get(ix, "t", 0), 5);
+    rf_index_close(ix);
+    rf_index_close(NULL);
+    rf_index_results_fini(NULL);
+    rf_test_rmtree(dir);
+    free(dir);
+}
+
+static void test_corrupt_store(void)
+{
+    char *dir = rf_test_tmpdir("ixbad");
+    char *path = rf_xasprintf("%s/store.db", dir);
+    rf_index_opts_t o = {dir, DIM, 0};
+    rf_index_t *ix = NULL;
+    rf_err_t err = {0};
+    FILE *fp = fopen(path, "wb");
+    RF_REQUIRE(fp);
+    for (int i = 0; i < 4096; i++)
+        fputc('x', fp);
+    fclose(fp);
+    RF_CHECK(rf_index_open(&o, &ix, &err) == RF_ECORRUPT);
+    RF_CHECK(ix == NULL);
+    free(path);
+    rf_test_rmtree(dir);
+    free(dir);
+}
+
+RF_TEST_MAIN(test_roundtrip, test_update_replaces, test_delete, test_truncate, test_offsets_txn,
+             test_dim_mismatch, test_lock, test_validation, test_corrupt_store)
