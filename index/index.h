@@ -26,19 +26,19 @@ typedef enum rf_index_op_kind {
 /* One change to apply.  All pointers are borrowed for the duration of the call. */
 typedef struct rf_index_op {
     rf_index_op_kind kind;
-    const char *id;            /* record id ("inventory.products:1001"); NULL for TRUNCATE */
-    const char *source;        /* "inventory.products" */
-    const char *text;          /* UPSERT only */
-    const char *metadata_json; /* UPSERT: JSON object text or NULL */
-    const char *tenant;        /* may be NULL */
-    const float *vec;          /* UPSERT: dim floats, unit length */
-    const char *model;         /* model that made vec */
+    const char *id;              /* record id ("inventory.products:1001"); NULL for TRUNCATE */
+    const char *source;          /* "inventory.products" */
+    const char *text;            /* UPSERT only */
+    const char *metadata_json;   /* UPSERT: JSON object text or NULL */
+    const char *tenant;          /* may be NULL */
+    const float *vec;            /* UPSERT: dim floats, unit length */
+    const char *model;           /* model that made vec */
     const uint8_t *content_hash; /* 32 bytes (BLAKE2b-256) or NULL */
-    const char *label;         /* may be NULL */
+    const char *label;           /* may be NULL */
     double label_score;
-    int64_t event_time_ms;     /* when the change happened at the source (0 unknown) */
-    const char *source_pos;    /* LSN / binlog position, may be NULL */
-    const char *topic;         /* Kafka coordinates of the event */
+    int64_t event_time_ms;  /* when the change happened at the source (0 unknown) */
+    const char *source_pos; /* LSN / binlog position, may be NULL */
+    const char *topic;      /* Kafka coordinates of the event */
     int32_t partition;
     int64_t offset;
 } rf_index_op_t;
@@ -71,15 +71,16 @@ typedef struct rf_index_batch {
 } rf_index_batch_t;
 
 typedef struct rf_index_opts {
-    const char *dir;            /* state directory (created if missing); borrowed */
-    int dim;                    /* vector dimension; a store made with another dim is refused */
+    const char *dir;                /* state directory (created if missing); borrowed */
+    int dim;                        /* vector dimension; a store made with another dim is refused */
     int64_t checkpoint_interval_ms; /* 0: only at close and on demand */
 } rf_index_opts_t;
 
 /* Opens (or creates) the store under opts->dir and recovers the vector index: loads the
  * newest valid checkpoint and replays the changelog after it.  A corrupt or missing
  * checkpoint is skipped (logged), never fatal.  Returns RF_ECORRUPT when the store
- * itself is unusable, RF_ECONFIG when dim differs from the store's.
+ * itself is unusable, RF_ECONFIG when dim differs from the store's, RF_EBUSY when
+ * another process (or handle) has the directory open (<dir>/LOCK is flock'ed).
  * Caller frees with rf_index_close(). */
 rf_rc rf_index_open(const rf_index_opts_t *opts, rf_index_t **out, rf_err_t *err);
 
@@ -109,13 +110,26 @@ typedef struct rf_index_hit {
     int32_t partition;
     int64_t offset;
     int64_t event_time_ms;
-    int64_t seq; /* store seq of the version returned */
+    int64_t seq; /* store seq of the version returned; may exceed results.seq when the
+                  * record changed after the FAISS state searched (it is then re-scored) */
 } rf_index_hit_t;
+
+/* The position a state of the index reflects: the store sequence, the next offset of
+ * every partition applied, and the newest event time.  INVARIANT(fresh-is-measurable). */
+typedef struct rf_index_position {
+    int64_t seq;
+    rf_index_offset_t *offsets; /* topics owned by the position */
+    size_t offset_cnt;
+    int64_t newest_event_time_ms; /* 0 when unknown */
+} rf_index_position_t;
+
+void rf_index_position_fini(rf_index_position_t *pos);
 
 typedef struct rf_index_results {
     rf_index_hit_t *hits;
     size_t cnt;
-    int64_t seq; /* store sequence the search reflected */
+    int64_t seq;             /* store sequence the search reflected (== pos.seq) */
+    rf_index_position_t pos; /* the position of the index state searched */
 } rf_index_results_t;
 
 /* Top-k by inner product (cosine for unit vectors).  Any thread; never blocks on a
@@ -124,13 +138,27 @@ rf_rc rf_index_search(rf_index_t *ix, const float *vec, int k, rf_index_results_
                       rf_err_t *err);
 void rf_index_results_fini(rf_index_results_t *res);
 
+/* The position searches currently see (what has been applied to the vector index,
+ * which can trail the store by the in-memory update of one batch).  Any thread.
+ * Caller frees with rf_index_position_fini(). */
+void rf_index_position_get(rf_index_t *ix, rf_index_position_t *pos);
+
+/* Waits until searches see at least min_seq (ignored when < 0) and, for each given
+ * (topic, partition, next_offset), an applied next offset >= next_offset; that is, every
+ * message before next_offset has been applied (or dead-lettered).  Wakes on each applied
+ * batch, without polling.  Returns RF_OK when reached, RF_ETIMEDOUT after timeout_ms.
+ * Any thread. */
+rf_rc rf_index_position_wait(rf_index_t *ix, int64_t min_seq, const rf_index_offset_t *want,
+                             size_t want_cnt, int64_t timeout_ms);
+
 /* The current record as a JSON object text (id, text, metadata, tenant, label, model,
  * content_hash, event_time, source_position, kafka{topic,partition,offset}, seq,
  * updated_at).  RF_ENOTFOUND when absent.  *json caller frees with free(). Any thread. */
 rf_rc rf_index_record_get(rf_index_t *ix, const char *id, char **json, rf_err_t *err);
 
 /* Status: {"records":N,"seq":N,"offsets":{"topic/partition":next},"dead_letters":N,
- *          "checkpoint_seq":N,"newest_event_time_ms":N}.  Caller frees. Any thread. */
+ *          "checkpoint_seq":N (-1 none),"newest_event_time_ms":N,"index_seq":N,
+ *          "vectors":N}.  Caller frees. Any thread. */
 char *rf_index_status_json(rf_index_t *ix);
 
 /* Counts for tests and metrics. Any thread. */

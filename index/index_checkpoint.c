@@ -406,6 +406,9 @@ static void teardown(rf_index_t *ix)
         close(ix->lock_fd); /* releases the flock */
     pthread_cond_destroy(&ix->thr_cond);
     pthread_mutex_destroy(&ix->thr_mu);
+    rf_index_position_fini(&ix->pub);
+    pthread_cond_destroy(&ix->pos_cond);
+    pthread_mutex_destroy(&ix->pos_mu);
     pthread_mutex_destroy(&ix->ckpt_mu);
     pthread_rwlock_destroy(&ix->vec_lock);
     pthread_mutex_destroy(&ix->stat_mu);
@@ -469,10 +472,15 @@ rf_rc rf_index_open(const rf_index_opts_t *opts, rf_index_t **out, rf_err_t *err
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&ix->thr_cond, &ca);
     pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&ix->pos_mu, NULL);
+    pthread_cond_init(&ix->pos_cond, NULL); /* realtime clock: pthread_cond_timedwait */
 
     if ((rc = rf_mkdirs(ix->dir, err)) || (rc = dir_lock(ix, err)) ||
         (rc = rf__index_store_open(ix, err)) || (rc = recover(ix, err)))
         goto out;
+    pthread_rwlock_wrlock(&ix->vec_lock);
+    rf__index_pos_publish_locked(ix);
+    pthread_rwlock_unlock(&ix->vec_lock);
     if (ix->ckpt_interval_ms > 0) {
         if (pthread_create(&ix->thr, NULL, ckpt_main, ix)) {
             rc = rf_err_sys(err, RF_EIO, "start checkpoint thread");

@@ -14,7 +14,8 @@
  *  - The checkpoint thread (when checkpoint_interval_ms > 0) serialises `vec` under
  *    `vec_lock` held shared, so searches continue, and hashes and writes the file
  *    outside any lock.  `ckpt_mu` serialises it with rf_index_checkpoint().
- *  - Lock order, when more than one is held: ckpt_mu, then vec_lock, then stat_mu.
+ *  - Lock order, when more than one is held: ckpt_mu, then vec_lock, then stat_mu,
+ *    then pos_mu.
  *    pool_mu is never held while another lock is taken.
  *  - vec_lock is reader-preferring (glibc default): a search never waits behind a
  *    writer that is itself waiting for a checkpoint serialisation.
@@ -113,6 +114,13 @@ struct rf_index {
     int64_t vec_seq; /* store seq `vec` reflects; written under vec_lock exclusive */
     int vec_broken;  /* a mutation failed and the rebuild too: searches fail */
 
+    /* The position searches see, published by the writer while it holds vec_lock
+     * exclusively (so it always matches `vec`), and read under pos_mu.  pos_cond wakes
+     * rf_index_position_wait on every publication.  Lock order: vec_lock, stat_mu, pos_mu. */
+    pthread_mutex_t pos_mu;
+    pthread_cond_t pos_cond;
+    rf_index_position_t pub;
+
     /* Checkpoints. */
     pthread_mutex_t ckpt_mu; /* one checkpoint writer at a time */
     pthread_mutex_t thr_mu;  /* guards thr_stop, with thr_cond */
@@ -190,6 +198,10 @@ rf_rc rf__index_vec_ids(rf_index_t *ix, int64_t **ids, size_t *n, int64_t *seq, 
 /* Frees ix without writing a checkpoint: what a crash leaves behind, for tests.
  * Stops the checkpoint thread, closes the store, releases the lock. NULL ok. */
 void rf__index_abandon(rf_index_t *ix);
+/* Publishes the position of `vec` (vec_seq and the committed offsets) to searches and
+ * waiters.  Caller holds vec_lock exclusively. */
+void rf__index_pos_publish_locked(rf_index_t *ix);
+
 /* The checkpoint file name for seq under dir; caller frees. */
 char *rf__index_ckpt_path(const char *dir, int64_t seq);
 

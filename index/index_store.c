@@ -885,9 +885,10 @@ static rf_rc apply_vectors(rf_index_t *ix, apply_ctx_t *c, int64_t seq, rf_err_t
     int64_t *add_ids = NULL;
     size_t add_n = 0;
     rf_rc rc;
-    if (!c->touch_n)
-        return RF_OK;
-    qsort(c->touch, c->touch_n, sizeof(*c->touch), touch_cmp);
+    /* A batch without vector changes (dead letters, skipped events, deletes of absent
+     * ids) still moves the position searches see, so it goes through the update too. */
+    if (c->touch_n)
+        qsort(c->touch, c->touch_n, sizeof(*c->touch), touch_cmp);
     add = rf_xmalloc(c->touch_n * vbytes);
     add_ids = rf_xmalloc(c->touch_n * sizeof(*add_ids));
     for (size_t i = 0; i < c->touch_n; i++) {

@@ -8,8 +8,10 @@
  */
 #include "index/index.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <faiss/c_api/IndexFlat_c.h>
 #include <faiss/c_api/MetaIndexes_c.h>
@@ -96,6 +98,7 @@ rf_rc rf__index_vec_rebuild(rf_index_t *ix, rf_err_t *err)
     ix->vec = fresh;
     ix->vec_seq = ix->wseq;
     ix->vec_broken = 0;
+    rf__index_pos_publish_locked(ix);
     pthread_rwlock_unlock(&ix->vec_lock);
     rf__index_vec_free(old);
     RF_LOG(RF_LOG_INFO, RF_MOD_INDEX, "seq=%lld records=%lld rebuilt vector index from store",
@@ -117,8 +120,10 @@ rf_rc rf__index_vec_update(rf_index_t *ix, const int64_t *rm, size_t rm_n, const
         rc = rf__index_vec_remove(ix->vec, rm_n, rm, &ferr);
         if (!rc)
             rc = rf__index_vec_add(ix->vec, add_n, add, add_ids, &ferr);
-        if (!rc)
+        if (!rc) {
             ix->vec_seq = seq;
+            rf__index_pos_publish_locked(ix);
+        }
         pthread_rwlock_unlock(&ix->vec_lock);
         if (!rc)
             return RF_OK;
@@ -308,6 +313,100 @@ void rf_index_results_fini(rf_index_results_t *res)
     free(res->hits);
     res->hits = NULL;
     res->cnt = 0;
+    rf_index_position_fini(&res->pos);
+}
+
+void rf_index_position_fini(rf_index_position_t *pos)
+{
+    if (!pos)
+        return;
+    for (size_t i = 0; i < pos->offset_cnt; i++)
+        free((char *)pos->offsets[i].topic);
+    free(pos->offsets);
+    memset(pos, 0, sizeof(*pos));
+}
+
+/* Copies src (topics included) into an empty dst. */
+static void position_copy(rf_index_position_t *dst, const rf_index_position_t *src)
+{
+    *dst = *src;
+    dst->offsets = rf_xmalloc((src->offset_cnt ? src->offset_cnt : 1) * sizeof(*dst->offsets));
+    for (size_t i = 0; i < src->offset_cnt; i++) {
+        dst->offsets[i] = src->offsets[i];
+        dst->offsets[i].topic = rf_xstrdup(src->offsets[i].topic);
+    }
+}
+
+void rf__index_pos_publish_locked(rf_index_t *ix)
+{
+    rf_index_position_t next = {0};
+    /* The committed offsets are those of the store state vec_seq reflects: the writer
+     * updates the mirror before it mutates `vec`, and holds vec_lock now. */
+    pthread_mutex_lock(&ix->stat_mu);
+    next.seq = ix->vec_seq;
+    next.newest_event_time_ms = ix->newest_event_ms;
+    next.offset_cnt = ix->off_cnt;
+    next.offsets = rf_xmalloc((ix->off_cnt ? ix->off_cnt : 1) * sizeof(*next.offsets));
+    for (size_t i = 0; i < ix->off_cnt; i++) {
+        next.offsets[i].topic = rf_xstrdup(ix->offs[i].topic);
+        next.offsets[i].partition = ix->offs[i].partition;
+        next.offsets[i].next_offset = ix->offs[i].next_offset;
+    }
+    pthread_mutex_unlock(&ix->stat_mu);
+    pthread_mutex_lock(&ix->pos_mu);
+    rf_index_position_fini(&ix->pub);
+    ix->pub = next;
+    pthread_cond_broadcast(&ix->pos_cond);
+    pthread_mutex_unlock(&ix->pos_mu);
+}
+
+void rf_index_position_get(rf_index_t *ix, rf_index_position_t *pos)
+{
+    pthread_mutex_lock(&ix->pos_mu);
+    position_copy(pos, &ix->pub);
+    pthread_mutex_unlock(&ix->pos_mu);
+}
+
+/* 1 when pub satisfies the request.  Caller holds pos_mu. */
+static int position_reached(const rf_index_position_t *pub, int64_t min_seq,
+                            const rf_index_offset_t *want, size_t want_cnt)
+{
+    if (min_seq >= 0 && pub->seq < min_seq)
+        return 0;
+    for (size_t i = 0; i < want_cnt; i++) {
+        int64_t have = -1;
+        for (size_t j = 0; j < pub->offset_cnt; j++)
+            if (pub->offsets[j].partition == want[i].partition &&
+                !strcmp(pub->offsets[j].topic, want[i].topic))
+                have = pub->offsets[j].next_offset;
+        if (have < want[i].next_offset)
+            return 0;
+    }
+    return 1;
+}
+
+rf_rc rf_index_position_wait(rf_index_t *ix, int64_t min_seq, const rf_index_offset_t *want,
+                             size_t want_cnt, int64_t timeout_ms)
+{
+    struct timespec deadline;
+    rf_rc rc = RF_OK;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += (time_t)(timeout_ms / 1000);
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&ix->pos_mu);
+    while (!position_reached(&ix->pub, min_seq, want, want_cnt)) {
+        if (pthread_cond_timedwait(&ix->pos_cond, &ix->pos_mu, &deadline) == ETIMEDOUT &&
+            !position_reached(&ix->pub, min_seq, want, want_cnt)) {
+            rc = RF_ETIMEDOUT;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&ix->pos_mu);
+    return rc;
 }
 
 rf_rc rf_index_search(rf_index_t *ix, const float *vec, int k, rf_index_results_t *res,
@@ -343,6 +442,10 @@ rf_rc rf_index_search(rf_index_t *ix, const float *vec, int k, rf_index_results_
         }
         ntotal = (size_t)faiss_Index_ntotal(ix->vec);
         seq = ix->vec_seq;
+        /* The position is taken with the FAISS state it describes: the writer publishes
+         * only while it holds vec_lock exclusively. */
+        rf_index_position_fini(&res->pos);
+        rf_index_position_get(ix, &res->pos);
         kk = want < ntotal ? want : ntotal;
         if (kk) {
             dist = rf_xrealloc(dist, kk * sizeof(*dist));
@@ -391,6 +494,8 @@ rf_rc rf_index_search(rf_index_t *ix, const float *vec, int k, rf_index_results_
     res->seq = seq;
     got = 0;
 out:
+    if (rc)
+        rf_index_position_fini(&res->pos);
     if (hits) {
         for (size_t i = 0; i < got; i++)
             hit_fini(&hits[i]);

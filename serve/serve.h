@@ -27,19 +27,19 @@ typedef struct rf_serve_counters {
     volatile int64_t events_dead;
     volatile int64_t events_skipped;
     volatile int64_t batches_applied;
-    volatile int64_t ready;           /* 1 once recovery is done and consuming */
-    char last_error[256];             /* guarded by last_error_lock */
-    void *last_error_lock;            /* pthread_mutex_t *, may be NULL */
+    volatile int64_t ready; /* 1 once recovery is done and consuming */
+    char last_error[256];   /* guarded by last_error_lock */
+    void *last_error_lock;  /* pthread_mutex_t *, may be NULL */
 } rf_serve_counters_t;
 
 typedef struct rf_serve_opts {
-    const char *listen;   /* "HOST:PORT"; port 0 picks one (see rf_serve_port) */
+    const char *listen; /* "HOST:PORT"; port 0 picks one (see rf_serve_port) */
     int threads;
     size_t max_body;
     int max_k;
     int dim;
-    rf_index_t *ix;              /* borrowed; must outlive the server */
-    rf_serve_embed_fn embed;     /* required */
+    rf_index_t *ix;          /* borrowed; must outlive the server */
+    rf_serve_embed_fn embed; /* required */
     void *embed_opaque;
     rf_serve_counters_t *counters; /* borrowed; may be NULL */
 } rf_serve_opts_t;

@@ -22,7 +22,6 @@
 #define RF_SERVE_MAX_THREADS    256       /* sanity bound on opts->threads */
 #define RF_SERVE_DRAIN_MAX      (1 << 20) /* bytes read past max_body before hanging up */
 #define RF_SERVE_STOP_WAIT_MS   5000      /* how long rf_serve_stop waits for in-flight work */
-#define RF_SERVE_LAG_RETRIES    5         /* searches again while the vector index catches up */
 
 #define CT_JSON    "application/json"
 #define CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
@@ -34,9 +33,6 @@ struct rf_serve {
     char *listen;
     rf__serve_metrics_t metrics;
     atomic_int inflight; /* requests between their first call and their completion */
-    pthread_mutex_t pos_lock;
-    char *pos_status; /* newest index status a search was seen to cover (pos_lock) */
-    int64_t pos_seq;
     atomic_int starting; /* MHD messages are kept in start_msg while starting */
     char start_msg[256];
 };
@@ -194,34 +190,6 @@ static enum MHD_Result reply_error(req_t *rq, struct MHD_Connection *conn, unsig
 
 /* ==== Handlers ==== */
 
-/* Keeps status_json when it is newer than the one kept. */
-static void remember_position(rf_serve_t *srv, const char *status_json)
-{
-    int64_t seq = rf__serve_status_seq(status_json);
-    char *old = NULL;
-    if (seq < 0)
-        return;
-    pthread_mutex_lock(&srv->pos_lock);
-    if (seq > srv->pos_seq || !srv->pos_status) {
-        old = srv->pos_status;
-        srv->pos_status = rf_xstrdup(status_json);
-        srv->pos_seq = seq;
-    }
-    pthread_mutex_unlock(&srv->pos_lock);
-    free(old);
-}
-
-/* A copy of the kept status when a search at seq covers it, else NULL. */
-static char *recall_position(rf_serve_t *srv, int64_t seq)
-{
-    char *copy = NULL;
-    pthread_mutex_lock(&srv->pos_lock);
-    if (srv->pos_status && srv->pos_seq <= seq)
-        copy = rf_xstrdup(srv->pos_status);
-    pthread_mutex_unlock(&srv->pos_lock);
-    return copy;
-}
-
 static enum MHD_Result handle_search(req_t *rq, struct MHD_Connection *conn)
 {
     rf_serve_t *srv = rq->srv;
@@ -230,7 +198,6 @@ static enum MHD_Result handle_search(req_t *rq, struct MHD_Connection *conn)
     rf_index_results_t res;
     rf_err_t err;
     float *vec = NULL;
-    char *status_json = NULL;
     enum MHD_Result ret;
     int64_t t0 = rf_mono_us();
     rf_rc rc;
@@ -265,38 +232,16 @@ static enum MHD_Result handle_search(req_t *rq, struct MHD_Connection *conn)
         }
     }
 
-    /* INVARIANT(fresh-is-measurable): the offsets reported must never be ahead of what
-     * the search could see.  The status is read first; when the store had already
-     * committed a batch that the vector index had not yet taken in (the writer is
-     * between the two), the search is run again so that it covers that batch. */
-    for (int attempt = 0;; attempt++) {
-        free(status_json);
-        rf_index_results_fini(&res);
-        status_json = rf_index_status_json(srv->opts.ix);
-        rc = rf_index_search(srv->opts.ix, vec, sreq.k, &res, &err);
-        if (rc) {
-            RF_LOG(RF_LOG_ERROR, RF_MOD_SERVE, "rc=%s search failed: %s", rf_rc_name(rc), err.msg);
-            ret = reply_error(rq, conn, 500, "internal", NULL, "search failed: %s",
-                              err.msg[0] ? err.msg : rf_rc_msg(rc));
-            goto out;
-        }
-        if (rf__serve_status_seq(status_json) <= res.seq) {
-            remember_position(srv, status_json);
-            break;
-        }
-        if (attempt == RF_SERVE_LAG_RETRIES) {
-            /* Still behind: fall back to the newest status known to be covered (offsets
-             * only grow with seq, so it understates, never overstates). */
-            RF_LOG(RF_LOG_DEBUG, RF_MOD_SERVE,
-                   "seq=%" PRId64 " store_seq=%" PRId64 " the vector index lags the store", res.seq,
-                   rf__serve_status_seq(status_json));
-            free(status_json);
-            status_json = recall_position(srv, res.seq);
-            break;
-        }
-        rf_sleep_ms(1);
+    /* INVARIANT(fresh-is-measurable): the results carry the position of the very index
+     * state that was searched, so the offsets reported are never ahead of it. */
+    rc = rf_index_search(srv->opts.ix, vec, sreq.k, &res, &err);
+    if (rc) {
+        RF_LOG(RF_LOG_ERROR, RF_MOD_SERVE, "rc=%s search failed: %s", rf_rc_name(rc), err.msg);
+        ret = reply_error(rq, conn, 500, "internal", NULL, "search failed: %s",
+                          err.msg[0] ? err.msg : rf_rc_msg(rc));
+        goto out;
     }
-    ret = reply_json(rq, conn, 200, rf__serve_search_json(&res, status_json, rf_now_ms()));
+    ret = reply_json(rq, conn, 200, rf__serve_search_json(&res, rf_now_ms()));
     if (rq->status == 200)
         rf__serve_metrics_observe_search(&srv->metrics, rf_mono_us() - t0);
 
@@ -304,7 +249,6 @@ out:
     if (vec != sreq.vec)
         free(vec);
     rf_index_results_fini(&res);
-    free(status_json);
     rf__serve_search_fini(&sreq);
     return ret;
 }
@@ -612,8 +556,6 @@ rf_rc rf_serve_start(const rf_serve_opts_t *opts, rf_serve_t **out, rf_err_t *er
     srv->opts.listen = srv->listen;
     rf__serve_metrics_init(&srv->metrics);
     atomic_init(&srv->inflight, 0);
-    pthread_mutex_init(&srv->pos_lock, NULL);
-    srv->pos_seq = -1;
 
     atomic_store(&srv->starting, 1);
     /* IPv4 first: "localhost" then means 127.0.0.1, which every client tries. */
@@ -638,7 +580,6 @@ out:
     if (ais)
         freeaddrinfo(ais);
     if (srv) {
-        pthread_mutex_destroy(&srv->pos_lock);
         free(srv->listen);
         free(srv);
     }
@@ -670,8 +611,6 @@ void rf_serve_stop(rf_serve_t *srv)
     if (fd != MHD_INVALID_SOCKET)
         close(fd);
     RF_LOG(RF_LOG_INFO, RF_MOD_SERVE, "port=%d stopped serving HTTP", srv->port);
-    pthread_mutex_destroy(&srv->pos_lock);
-    free(srv->pos_status);
     free(srv->listen);
     free(srv);
 }

@@ -43,8 +43,9 @@ enum {
 /* Upper bounds in seconds of the search-duration histogram, +Inf implied. */
 #define RF__SERVE_BUCKETS_MAP(XX)                                                                  \
     XX(0.0005)                                                                                     \
-    XX(0.001) XX(0.0025) XX(0.005) XX(0.01) XX(0.025) XX(0.05) XX(0.1) XX(0.25) XX(0.5) XX(1.0)    \
-        XX(2.5) XX(5.0)
+    XX(0.001)                                                                                      \
+    XX(0.0025) XX(0.005) XX(0.01) XX(0.025) XX(0.05) XX(0.1) XX(0.25) XX(0.5) XX(1.0) XX(2.5)      \
+        XX(5.0)
 
 enum {
 #define RF__SERVE_BUCKET_COUNT(x) +1
@@ -108,13 +109,9 @@ rf_rc rf__serve_vec_normalize(float *vec, int dim);
 /* {"error":{"code":..,"message":..}}; caller frees with free(); never NULL. */
 char *rf__serve_error_json(const char *code, const char *message);
 
-/* The "seq" of rf_index_status_json()'s text; -1 when absent. */
-int64_t rf__serve_status_seq(const char *index_status);
-
-/* The search answer for res.  index_status is rf_index_status_json()'s text taken
- * before the search (may be NULL).  Caller frees with free(); NULL on failure. */
-char *rf__serve_search_json(const rf_index_results_t *res, const char *index_status,
-                            int64_t now_ms);
+/* The search answer for res, with the position res.pos reflects.  Caller frees with
+ * free(); NULL on failure. */
+char *rf__serve_search_json(const rf_index_results_t *res, int64_t now_ms);
 
 /* The index status merged with the pipeline counters (may be NULL).  Caller frees with
  * free(); NULL when index_status is not a JSON object. */

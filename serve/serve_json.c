@@ -254,36 +254,27 @@ static json_t *load_status(const char *index_status)
     return st;
 }
 
-int64_t rf__serve_status_seq(const char *index_status)
-{
-    json_t *st = load_status(index_status), *seq = st ? json_object_get(st, "seq") : NULL;
-    int64_t v = json_is_integer(seq) ? (int64_t)json_integer_value(seq) : -1;
-    json_decref(st);
-    return v;
-}
-
-char *rf__serve_search_json(const rf_index_results_t *res, const char *index_status, int64_t now_ms)
+char *rf__serve_search_json(const rf_index_results_t *res, int64_t now_ms)
 {
     json_t *root = json_object(), *results = json_array(), *pos = json_object();
-    json_t *st = load_status(index_status), *offsets = NULL, *newest = NULL;
+    json_t *offsets = json_object();
+    int64_t t = res->pos.newest_event_time_ms;
     char *text;
 
     for (size_t i = 0; i < res->cnt; i++)
         json_array_append_new(results, hit_json(&res->hits[i]));
 
-    /* INVARIANT(fresh-is-measurable): seq is what the search itself saw; the offsets
-     * and the newest event time come from the status taken just before it. */
+    /* INVARIANT(fresh-is-measurable): the position is the one of the index state the
+     * search read (store seq, next offset per partition, newest event time). */
     json_object_set_new(pos, "seq", json_integer(res->seq));
-    if (st)
-        offsets = json_object_get(st, "offsets");
-    if (json_is_object(offsets))
-        json_object_set(pos, "offsets", offsets);
-    else
-        json_object_set_new(pos, "offsets", json_object());
-    if (st)
-        newest = json_object_get(st, "newest_event_time_ms");
-    if (json_is_integer(newest) && json_integer_value(newest) > 0) {
-        json_int_t t = json_integer_value(newest);
+    for (size_t i = 0; i < res->pos.offset_cnt; i++) {
+        char key[320];
+        snprintf(key, sizeof(key), "%s/%d", res->pos.offsets[i].topic,
+                 (int)res->pos.offsets[i].partition);
+        json_object_set_new(offsets, key, json_integer(res->pos.offsets[i].next_offset));
+    }
+    json_object_set_new(pos, "offsets", offsets);
+    if (t > 0) {
         json_object_set_new(pos, "newest_event_time_ms", json_integer(t));
         json_object_set_new(pos, "newest_event_age_ms", json_integer(now_ms > t ? now_ms - t : 0));
     } else {
@@ -295,7 +286,6 @@ char *rf__serve_search_json(const rf_index_results_t *res, const char *index_sta
     json_object_set_new(root, "position", pos);
     text = json_dumps(root, JSON_COMPACT);
     json_decref(root);
-    json_decref(st);
     return text;
 }
 

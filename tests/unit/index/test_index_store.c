@@ -6,6 +6,7 @@
 #include "index/index.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -464,5 +465,68 @@ static void test_corrupt_store(void)
     free(dir);
 }
 
+/* Applies a batch of dead letters only from another thread after a short while. */
+typedef struct late_apply {
+    rf_index_t *ix;
+    int64_t next;
+} late_apply_t;
+
+static void *late_apply_main(void *arg)
+{
+    late_apply_t *la = arg;
+    rf_index_offset_t off = {"p", 3, la->next};
+    rf_index_dead_t dead = {"p", 3, la->next - 1, RF_SLICE_NULL, RF_SLICE_NULL, "bad"};
+    rf_index_batch_t b = {0};
+    rf_sleep_ms(50);
+    b.dead = &dead;
+    b.dead_cnt = 1;
+    b.offsets = &off;
+    b.offset_cnt = 1;
+    rf_index_apply(la->ix, &b, NULL, NULL);
+    return NULL;
+}
+
+/* INVARIANT(fresh-is-measurable): searches carry the position they reflect, and a
+ * waiter wakes when a batch reaches its offset, even a batch of dead letters only. */
+static void test_position_and_wait(void)
+{
+    char *dir = rf_test_tmpdir("ixpos");
+    rf_index_t *ix = tl_open(dir, DIM, 0);
+    float v[DIM];
+    rf_index_op_t op;
+    rf_index_offset_t offs[1] = {{"p", 3, 5}}, want = {"p", 3, 5};
+    rf_index_results_t res;
+    rf_index_position_t pos;
+    late_apply_t la = {ix, 9};
+    pthread_t thr;
+    int64_t seq = 0, t0;
+    axis(1, v);
+    op = tl_upsert("s:x", "s", "x", v);
+    RF_CHECK_INT(rf_index_position_wait(ix, -1, &want, 1, 30), RF_ETIMEDOUT);
+    RF_REQUIRE(tl_apply(ix, &op, 1, offs, 1, &seq) == RF_OK);
+    RF_CHECK_INT(rf_index_position_wait(ix, seq, &want, 1, 0), RF_OK);
+    RF_REQUIRE(rf_index_search(ix, v, 1, &res, NULL) == RF_OK);
+    RF_CHECK_INT(res.pos.seq, seq);
+    RF_REQUIRE(res.pos.offset_cnt == 1);
+    RF_CHECK_STR(res.pos.offsets[0].topic, "p");
+    RF_CHECK_INT(res.pos.offsets[0].next_offset, 5);
+    rf_index_results_fini(&res);
+
+    want.next_offset = 9;
+    t0 = rf_mono_ms();
+    pthread_create(&thr, NULL, late_apply_main, &la);
+    RF_CHECK_INT(rf_index_position_wait(ix, -1, &want, 1, 10000), RF_OK);
+    RF_CHECK(rf_mono_ms() - t0 < 5000);
+    pthread_join(thr, NULL);
+    rf_index_position_get(ix, &pos);
+    RF_CHECK_INT(pos.seq, seq); /* dead letters move offsets, not the seq */
+    RF_CHECK_INT(pos.offsets[0].next_offset, 9);
+    rf_index_position_fini(&pos);
+    rf_index_close(ix);
+    rf_test_rmtree(dir);
+    free(dir);
+}
+
 RF_TEST_MAIN(test_roundtrip, test_update_replaces, test_delete, test_truncate, test_offsets_txn,
-             test_dim_mismatch, test_lock, test_validation, test_corrupt_store)
+             test_dim_mismatch, test_lock, test_validation, test_corrupt_store,
+             test_position_and_wait)
