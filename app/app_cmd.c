@@ -45,13 +45,13 @@ const rf_app_cmd_t rf__app_cmds[] = {
      "Starts the development broker, feeds it sample change events and runs the pipeline,\n"
      "then prints example queries. Needs no network and no configuration.\n",
      rf__app_cmd_demo},
-    {"broker", "ragfeed broker [--port P] [--brokers N] [--topic T --partitions N]",
+    {"broker", "ragfeed broker [--port 0] [--brokers N] [--topic T --partitions N]",
      "a Kafka-protocol broker for development and tests (librdkafka's mock cluster)",
      "Runs librdkafka's mock cluster on 127.0.0.1 until SIGTERM or SIGINT. The first line on\n"
      "stdout is `bootstrap.servers=HOST:PORT[,...]`. It keeps everything in memory, at most\n"
      "5 MiB per partition; topics are auto-created with 4 partitions, so create yours with\n"
      "--topic/--partitions.\n\nOptions:\n"
-     "      --port P          port of the first broker (0: any free port; default 0)\n"
+     "      --port P          0 only: the mock cluster binds ports the kernel picks\n"
      "      --brokers N       number of brokers, 1..16 (default 1)\n"
      "      --topic T         create topic T at start\n"
      "      --partitions N    partitions of topic T, 1..1000 (default 4)\n",

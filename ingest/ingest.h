@@ -63,7 +63,8 @@ typedef struct rf_ingest_mapper rf_ingest_mapper_t;
 rf_rc rf_ingest_mapper_new(const rf_conf_t *cfg, rf_ingest_mapper_t **out, rf_err_t *err);
 void rf_ingest_mapper_free(rf_ingest_mapper_t *m);
 
-/* Decodes and maps one message.  On RF_OK *ev is filled (caller calls rf_event_fini).
+/* Decodes and maps one message.  On RF_OK *ev is filled (caller calls rf_event_fini);
+ * Debezium heartbeats, transaction metadata and op "m" give RF_EVENT_SKIP.
  * On failure (RF_EPARSE, RF_ETOOBIG, RF_EINVAL) err->msg holds the dead-letter reason
  * and *ev holds nothing to free.  Thread-safe for a shared mapper. */
 rf_rc rf_ingest_decode(const rf_ingest_mapper_t *m, const rf_ingest_msg_t *msg, rf_event_t *ev,
@@ -83,7 +84,8 @@ typedef int64_t (*rf_ingest_offset_fn)(void *opaque, const char *topic, int32_t 
  * at offset_fn's answer.  kafka.* options are passed to librdkafka and rejected with
  * RF_ECONFIG when librdkafka refuses them; RF_EUNAVAIL when the brokers or topics
  * cannot be reached within the startup timeout.  cfg is borrowed for the consumer's
- * lifetime.  Caller frees with rf_ingest_consumer_free(). */
+ * lifetime.  Caller frees with rf_ingest_consumer_free(), after clearing every batch it
+ * filled (the messages hold references to the consumer). */
 rf_rc rf_ingest_consumer_new(const rf_conf_t *cfg, rf_ingest_offset_fn offset_fn, void *opaque,
                              rf_ingest_consumer_t **out, rf_err_t *err);
 void rf_ingest_consumer_free(rf_ingest_consumer_t *c);
@@ -106,7 +108,9 @@ void rf_ingest_batch_fini(rf_ingest_batch_t *b);
 /* Appends up to max messages, waiting at most timeout_ms for the first and then
  * returning what has arrived.  Partition EOFs and transient broker errors are logged,
  * not returned.  Messages of partitions revoked during the wait are dropped (they
- * will be re-read by their new owner from the store's offsets). */
+ * will be re-read by their new owner from the store's offsets).  The msgs array may
+ * move on the next poll; the bytes it points to stay until rf_ingest_batch_clear().
+ * A fatal Kafka error returns RF_EKAFKA; messages appended before it stay in b. */
 rf_rc rf_ingest_consumer_poll(rf_ingest_consumer_t *c, rf_ingest_batch_t *b, size_t max,
                               int timeout_ms, rf_err_t *err);
 
@@ -121,7 +125,8 @@ void rf_ingest_consumer_pause(rf_ingest_consumer_t *c, int pause);
 /* Sends one dead letter to source.dlq.topic: the original key, value and headers plus
  * headers ragfeed.error.reason, ragfeed.error.topic, ragfeed.error.partition,
  * ragfeed.error.offset.  Waits for delivery (dead letters are rare and must not be
- * lost).  RF_OK without a DLQ topic configured. */
+ * lost; a timed-out one may still arrive, so a retry can duplicate it).  RF_OK without a
+ * DLQ topic configured.  One caller at a time; any thread. */
 rf_rc rf_ingest_dlq_send(rf_ingest_consumer_t *c, const rf_ingest_msg_t *msg,
                          const char *reason, rf_err_t *err);
 
@@ -130,14 +135,15 @@ rf_rc rf_ingest_dlq_send(rf_ingest_consumer_t *c, const rf_ingest_msg_t *msg,
 typedef struct rf_ingest_lag {
     char topic[256];
     int32_t partition;
-    int64_t high_watermark;
+    int64_t high_watermark; /* -1 until the first fetch response for the partition */
 } rf_ingest_lag_t;
 size_t rf_ingest_consumer_watermarks(rf_ingest_consumer_t *c, rf_ingest_lag_t *out, size_t n);
 
 /* ==== Development broker ==== */
 
 typedef struct rf_ingest_broker_opts {
-    int port;        /* 0: any free port (first broker); others follow */
+    int port;        /* must be 0 (ports the kernel picks): librdkafka 2.0.2's mock cluster
+                      * cannot bind a chosen port; non-zero returns RF_ENOTIMPL */
     int brokers;     /* >= 1 */
     const char *topic; /* pre-created when not NULL */
     int partitions;  /* for topic */
