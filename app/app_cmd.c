@@ -186,6 +186,8 @@ int rf__app_cmd_help_cmd(int argc, char **argv)
     }
     if (argc > 2)
         return rf__app_usage_error("help", "unexpected argument \"%s\"", argv[2]);
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))
+        return rf__app_cmd_help("help");
     if (!strcmp(argv[1], "exit-codes")) {
         exit_codes_doc(stdout);
         return RF_EXIT_OK;

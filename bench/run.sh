@@ -24,7 +24,7 @@ TOPIC=bench.inventory.items
 rf_broker_start "$TOPIC" 4
 mkdir -p "$RF_TMP/ev"
 /usr/bin/python3 "$SRC/tests/crash/gen_events.py" 7 "$EVENTS" "$EVENTS" "$RF_TMP/ev" 1 >/dev/null
-kcat -b "$RF_BOOTSTRAP" -P -t "$TOPIC" -K $'\t' -Z -z none "$RF_TMP/ev/chunk-000.tsv"
+kcat -b "$RF_BOOTSTRAP" -P -t "$TOPIC" -K $'\t' -Z -z none <"$RF_TMP/ev/chunk-000.tsv"
 total=0
 while read -r tp end; do total=$((total + end)); done < <(rf_partition_ends "$TOPIC" 4)
 

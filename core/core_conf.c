@@ -398,6 +398,69 @@ static const char *where_of(const rf_conf_t *cfg, const char *name)
     return w ? w : "default";
 }
 
+/* Cross-option checks of embed.* and classify.*. */
+static int finalize_embed(const rf_conf_t *cfg, rf_err_t *err)
+{
+    char **items = NULL;
+    size_t nlabels, ndesc = 0;
+    int rc = RF_OK;
+    if (cfg->embed_provider != RF_EMBED_PROVIDER_HASH) {
+        const char *prov = rf_conf_opt_find("embed.provider")->choices[cfg->embed_provider];
+        if (!cfg->embed_url || !*cfg->embed_url)
+            return rf_err_set(err, RF_ECONFIG,
+                              "%s: embed.provider=%s: expected embed.url to be set (the full "
+                              "endpoint URL)",
+                              where_of(cfg, "embed.provider"), prov);
+        if (cfg->origin[opt_index("embed.model")] == RF_CONF_ORIGIN_DEFAULT)
+            return rf_err_set(err, RF_ECONFIG,
+                              "%s: embed.provider=%s: expected embed.model to name the "
+                              "provider's model",
+                              where_of(cfg, "embed.provider"), prov);
+    }
+    if (cfg->embed_url && *cfg->embed_url && strncmp(cfg->embed_url, "http://", 7) &&
+        strncmp(cfg->embed_url, "https://", 8))
+        return rf_err_set(err, RF_ECONFIG, "%s: embed.url=%s: expected an http:// or https:// URL",
+                          where_of(cfg, "embed.url"), cfg->embed_url);
+    if (cfg->embed_api_key && cfg->embed_api_key_env)
+        return rf_err_set(err, RF_ECONFIG,
+                          "%s: embed.api.key.env=%s: expected only one of embed.api.key and "
+                          "embed.api.key.env",
+                          where_of(cfg, "embed.api.key.env"), cfg->embed_api_key_env);
+    if (cfg->classify_mode == RF_CLASSIFY_NONE)
+        return RF_OK;
+    nlabels = rf_conf_list_split(cfg->classify_labels, &items);
+    free(items);
+    if (nlabels < 2)
+        return rf_err_set(err, RF_ECONFIG,
+                          "%s: classify.mode=%s: expected classify.labels to list at least two "
+                          "labels",
+                          where_of(cfg, "classify.mode"),
+                          cfg->classify_mode == RF_CLASSIFY_LLM ? "llm" : "nearest");
+    if (cfg->classify_mode == RF_CLASSIFY_LLM &&
+        (!cfg->classify_url || !*cfg->classify_url || !cfg->classify_model ||
+         !*cfg->classify_model))
+        return rf_err_set(err, RF_ECONFIG,
+                          "%s: classify.mode=llm: expected classify.url and classify.model to "
+                          "be set",
+                          where_of(cfg, "classify.mode"));
+    if (cfg->classify_url && strncmp(cfg->classify_url, "http://", 7) &&
+        strncmp(cfg->classify_url, "https://", 8))
+        return rf_err_set(err, RF_ECONFIG,
+                          "%s: classify.url=%s: expected an http:// or https:// URL",
+                          where_of(cfg, "classify.url"), cfg->classify_url);
+    if (cfg->classify_label_descriptions) {
+        ndesc = 1;
+        for (const char *p = cfg->classify_label_descriptions; *p; p++)
+            ndesc += *p == '|';
+        if (ndesc != nlabels)
+            rc = rf_err_set(err, RF_ECONFIG,
+                            "%s: classify.label.descriptions: expected %zu `|`-separated "
+                            "descriptions (one per label), got %zu",
+                            where_of(cfg, "classify.label.descriptions"), nlabels, ndesc);
+    }
+    return rc;
+}
+
 int rf_conf_finalize(rf_conf_t *cfg, int for_run, rf_err_t *err)
 {
     char **items = NULL;
@@ -445,7 +508,7 @@ int rf_conf_finalize(rf_conf_t *cfg, int for_run, rf_err_t *err)
     if (cfg->iceberg_table && !strchr(cfg->iceberg_table, '.'))
         return rf_err_set(err, RF_ECONFIG, "%s: iceberg.table=%s: expected namespace.name",
                           where_of(cfg, "iceberg.table"), cfg->iceberg_table);
-    return RF_OK;
+    return finalize_embed(cfg, err);
 }
 
 const char *rf_conf_kafka_get(const rf_conf_t *cfg, const char *key)

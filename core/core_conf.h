@@ -33,7 +33,15 @@ typedef enum rf_conf_origin {
 enum { RF_SOURCE_FORMAT_DEBEZIUM = 0, RF_SOURCE_FORMAT_JSON = 1 };
 enum { RF_SOURCE_ASSIGN_ALL = 0, RF_SOURCE_ASSIGN_GROUP = 1 };
 enum { RF_SOURCE_START_EARLIEST = 0, RF_SOURCE_START_LATEST = 1 };
-enum { RF_EMBED_PROVIDER_HASH = 0 };
+enum {
+    RF_EMBED_PROVIDER_HASH = 0,
+    RF_EMBED_PROVIDER_OPENAI = 1,
+    RF_EMBED_PROVIDER_OLLAMA = 2,
+    RF_EMBED_PROVIDER_TEI = 3
+};
+enum { RF_EMBED_KEY_HEADER_AUTHORIZATION = 0, RF_EMBED_KEY_HEADER_API_KEY = 1 };
+enum { RF_EMBED_ENCODING_FLOAT = 0, RF_EMBED_ENCODING_BASE64 = 1 };
+enum { RF_CLASSIFY_NONE = 0, RF_CLASSIFY_LLM = 1, RF_CLASSIFY_NEAREST = 2 };
 
 /* Every option's storage.  Fields are read directly by the stages after
  * rf_conf_finalize(); only core/ writes them. */
@@ -63,6 +71,29 @@ typedef struct rf_conf {
     char *embed_url;
     char *embed_model;
     int64_t embed_dim;
+    char *embed_api_key;
+    char *embed_api_key_env;
+    int embed_api_key_header;
+    int64_t embed_batch_size;
+    int64_t embed_batch_chars;
+    int64_t embed_concurrency;
+    int64_t embed_timeout_ms;
+    int64_t embed_rpm;
+    int64_t embed_tpm;
+    int64_t embed_retry_max_ms;
+    int embed_truncate;
+    int64_t embed_max_chars;
+    int embed_encoding;
+    int embed_dimensions_param;
+    /* classify.* */
+    int classify_mode;
+    char *classify_url;
+    char *classify_model;
+    char *classify_labels;
+    char *classify_label_descriptions;
+    int64_t classify_batch_size;
+    char *classify_api_key;
+    char *classify_api_key_env;
     /* index.* */
     int64_t index_checkpoint_interval_ms;
     /* serve.* */

@@ -14,7 +14,10 @@ static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const source_formats[] = {"debezium", "json", NULL};
 static const char *const source_assignments[] = {"all", "group", NULL};
 static const char *const source_starts[] = {"earliest", "latest", NULL};
-static const char *const embed_providers[] = {"hash", NULL};
+static const char *const embed_providers[] = {"hash", "openai", "ollama", "tei", NULL};
+static const char *const embed_key_headers[] = {"authorization", "api-key", NULL};
+static const char *const embed_encodings[] = {"float", "base64", NULL};
+static const char *const classify_modes[] = {"none", "llm", "nearest", NULL};
 
 #define STR(n, f, def, flags, desc) {n, RF_CONF_STR, OFF(f), 0, 0, 0, 0, def, NULL, flags, desc}
 #define LIST(n, f, def, flags, desc) {n, RF_CONF_LIST, OFF(f), 0, 0, 0, 0, def, NULL, flags, desc}
@@ -74,12 +77,73 @@ const rf_conf_opt_t rf_conf_opts[] = {
     /* embed.* */
     ENUM("embed.provider", embed_provider, embed_providers, "hash",
          "Embedding provider: hash (built-in feature-hashing embedder, offline, "
-         "deterministic)."),
+         "deterministic), openai (any OpenAI-compatible `POST /v1/embeddings`), ollama "
+         "(`POST /api/embed`) or tei (text-embeddings-inference `POST /embed`)."),
     STR("embed.url", embed_url, NULL, 0,
         "Full URL of the embedding endpoint (for REST providers)."),
     STR("embed.model", embed_model, "hash-v1", 0,
         "Model name sent to the provider and recorded with every vector."),
     INT("embed.dim", embed_dim, 8, 8192, "384", "Dimension of the embedding vectors."),
+    STR("embed.api.key", embed_api_key, NULL, RF_CONF_SECRET,
+        "API key sent to the embedding endpoint; never logged."),
+    STR("embed.api.key.env", embed_api_key_env, NULL, 0,
+        "Name of an environment variable holding the API key, read at start-up instead of "
+        "embed.api.key."),
+    ENUM("embed.api.key.header", embed_api_key_header, embed_key_headers, "authorization",
+         "How the API key is sent: authorization (`Authorization: Bearer KEY`) or api-key "
+         "(`api-key: KEY`, Azure OpenAI)."),
+    INT("embed.batch.size", embed_batch_size, 1, 2048, "64",
+        "Most texts sent in one embedding request."),
+    INT("embed.batch.chars", embed_batch_chars, 256, 16777216, "65536",
+        "Most characters (bytes of UTF-8) of text sent in one embedding request; a single "
+        "longer text goes alone."),
+    INT("embed.concurrency", embed_concurrency, 1, 256, "4",
+        "Most embedding requests in flight at once; the rate governor lowers it on 429, 503 "
+        "and timeouts and raises it back on success."),
+    INT("embed.timeout.ms", embed_timeout_ms, 100, 600000, "30000",
+        "Timeout of one embedding or classification request, in milliseconds; a timed-out "
+        "request is retried."),
+    INT("embed.rpm", embed_rpm, 0, 100000000, "0",
+        "Requests-per-minute budget of the embedding endpoint; 0 means no limit."),
+    INT("embed.tpm", embed_tpm, 0, 10000000000, "0",
+        "Tokens-per-minute budget of the embedding endpoint (estimated as characters / 4 "
+        "until the endpoint reports usage); 0 means no limit."),
+    INT("embed.retry.max.ms", embed_retry_max_ms, 10, 3600000, "30000",
+        "Longest wait before one retry, in milliseconds: caps exponential backoff and a "
+        "server's Retry-After."),
+    {"embed.truncate", RF_CONF_BOOL, OFF(embed_truncate), 0, 0, 0, 0, "false", NULL, 0,
+     "Sent as `truncate` to ollama and tei: true lets the server cut texts over the model's "
+     "limit, false makes such a text fail and become a dead letter."},
+    INT("embed.max.chars", embed_max_chars, 1, 67108864, "262144",
+        "Longest text, in bytes, sent to a REST provider; a longer text is a dead letter with "
+        "the reason (it is never cut silently)."),
+    ENUM("embed.encoding", embed_encoding, embed_encodings, "base64",
+         "`encoding_format` asked of openai: base64 (little-endian float32, half the bytes) "
+         "or float (JSON numbers)."),
+    {"embed.dimensions.param", RF_CONF_BOOL, OFF(embed_dimensions_param), 0, 0, 0, 0, "false",
+     NULL, 0,
+     "Send embed.dim as `dimensions` to openai, for models that can shorten their vectors."},
+
+    /* classify.* */
+    ENUM("classify.mode", classify_mode, classify_modes, "none",
+         "Record classification: none, llm (an OpenAI-compatible chat endpoint picks one of "
+         "classify.labels) or nearest (the label whose description embeds closest)."),
+    STR("classify.url", classify_url, NULL, 0,
+        "Full URL of the chat endpoint for classify.mode=llm, e.g. "
+        "`http://127.0.0.1:8000/v1/chat/completions`."),
+    STR("classify.model", classify_model, NULL, 0,
+        "Chat model name sent with classification requests."),
+    LIST("classify.labels", classify_labels, "", 0,
+         "The closed set of labels a record may receive, comma-separated."),
+    STR("classify.label.descriptions", classify_label_descriptions, NULL, 0,
+        "One description per label, in the order of classify.labels, separated by vertical "
+        "bars; unset uses the label names themselves."),
+    INT("classify.batch.size", classify_batch_size, 1, 100, "1",
+        "Records classified in one chat request."),
+    STR("classify.api.key", classify_api_key, NULL, RF_CONF_SECRET,
+        "API key of the chat endpoint; unset uses the embedding endpoint's key."),
+    STR("classify.api.key.env", classify_api_key_env, NULL, 0,
+        "Name of an environment variable holding the chat endpoint's API key."),
 
     /* index.* */
     INT("index.checkpoint.interval.ms", index_checkpoint_interval_ms, 0, 86400000, "30000",

@@ -26,7 +26,7 @@ echo "broker: $BOOT"
 echo "turning apt's package descriptions into change events..."
 /usr/bin/python3 "$SRC/scripts/apt_corpus.py" --limit "${RF_DEMO_LIMIT:-20000}" >"$WORK/events.tsv"
 echo "producing $(wc -l <"$WORK/events.tsv") events to $TOPIC"
-kcat -b "$BOOT" -P -t "$TOPIC" -K $'\t' -Z -z none "$WORK/events.tsv"
+kcat -b "$BOOT" -P -t "$TOPIC" -K $'\t' -Z -z none <"$WORK/events.tsv"
 
 "$BIN" run --set "kafka.bootstrap.servers=$BOOT" --set "source.topics=$TOPIC" \
   --set "source.text={name}: {synopsis}\n{description}" --set source.metadata.fields=section,name \

@@ -32,7 +32,7 @@ for ((i = 0; i < KILLS; i++)); do
   rf_run_start "run$i" "${ARGS[@]}"
   t1=$(date +%s%N)
   echo "restart $i: serving after $(( (t1 - t0) / 1000000 )) ms"
-  kcat -b "$RF_BOOTSTRAP" -P -t "$TOPIC" -K $'\t' -Z -z none "$RF_TMP/ev/chunk-$(printf %03d "$i").tsv"
+  kcat -b "$RF_BOOTSTRAP" -P -t "$TOPIC" -K $'\t' -Z -z none <"$RF_TMP/ev/chunk-$(printf %03d "$i").tsv"
   # The kill lands at a random moment (0-400 ms) of consuming this chunk; this delay is
   # the experiment's randomness, not a synchronisation.
   sleep "0.$(printf %03d $(( RANDOM % 400 )))"

@@ -16,7 +16,7 @@ for line in open(sys.argv[1]):
     row = d["after"] or d["before"]
     print(json.dumps({"id": row["id"]}) + "\t" + line.strip())
 PY
-kcat -b "$RF_BOOTSTRAP" -P -t "$TOPIC" -K $'\t' -z none "$RF_TMP/events.tsv"
+kcat -b "$RF_BOOTSTRAP" -P -t "$TOPIC" -K $'\t' -z none <"$RF_TMP/events.tsv"
 # The tombstone that follows the delete: key, NULL value (-Z sends empty as NULL).
 printf '{"id":111}\t\n' | kcat -b "$RF_BOOTSTRAP" -P -t "$TOPIC" -K $'\t' -Z
 
@@ -39,14 +39,14 @@ rf_wait_until 30 "ragfeed to apply every event" caught_up
 status=$(rf_http GET /v1/status)
 [ "$(rf_json "d['records']" <<<"$status")" = 10 ] || rf_die "expected 10 records: $status"
 body=$(rf_http GET /v1/records/inventory.products:106)
-[ "$RF_HTTP_CODE" = 200 ] || rf_die "record 106: $RF_HTTP_CODE"
+[ "$(rf_http_code)" = 200 ] || rf_die "record 106: $(rf_http_code)"
 [ "$(rf_json "d['text']" <<<"$body")" = "hammer: 18oz carpenter hammer" ] || rf_die "106 not updated: $body"
 [ "$(rf_json "d['metadata']['weight']" <<<"$body")" = 1.0 ] || rf_die "106 metadata: $body"
 rf_http GET /v1/records/inventory.products:111 >/dev/null
-[ "$RF_HTTP_CODE" = 404 ] || rf_die "deleted record 111 still there: $RF_HTTP_CODE"
+[ "$(rf_http_code)" = 404 ] || rf_die "deleted record 111 still there: $(rf_http_code)"
 # Percent-encoded ids work too.
 rf_http GET /v1/records/inventory.products%3A101 >/dev/null
-[ "$RF_HTTP_CODE" = 200 ] || rf_die "encoded id: $RF_HTTP_CODE"
+[ "$(rf_http_code)" = 200 ] || rf_die "encoded id: $(rf_http_code)"
 
 res=$(rf_http POST /v1/search '{"query":"spare tire","k":3}')
 [ "$(rf_json "d['results'][0]['id']" <<<"$res")" = inventory.products:109 ] || rf_die "search: $res"
@@ -68,12 +68,12 @@ printf '%s\t%s\n' '{"id":112}' "{\"before\":null,\"after\":{\"id\":112,\"name\":
 rf_wait_until 30 "the PK change, the dead letter and the lamp" caught_up
 
 rf_http GET /v1/records/inventory.products:101 >/dev/null
-[ "$RF_HTTP_CODE" = 404 ] || rf_die "old key 101 survived the PK change"
+[ "$(rf_http_code)" = 404 ] || rf_die "old key 101 survived the PK change"
 body=$(rf_http GET /v1/records/inventory.products:1101)
-[ "$RF_HTTP_CODE" = 200 ] || rf_die "new key 1101 missing"
+[ "$(rf_http_code)" = 200 ] || rf_die "new key 1101 missing"
 grep -q renumbered <<<"$body" || rf_die "1101 text: $body"
 rf_http GET /v1/records/inventory.products:112 >/dev/null
-[ "$RF_HTTP_CODE" = 200 ] || rf_die "event after the dead letter was not applied"
+[ "$(rf_http_code)" = 200 ] || rf_die "event after the dead letter was not applied"
 status=$(rf_http GET /v1/status)
 [ "$(rf_json "d['records']" <<<"$status")" = 11 ] || rf_die "expected 11 records: $status"
 [ "$(rf_json "d['dead_letters']" <<<"$status")" = 1 ] || rf_die "expected 1 dead letter: $status"

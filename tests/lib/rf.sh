@@ -60,17 +60,19 @@ rf_run_start() {
   RF_URL="http://$(grep -o 'listen=127.0.0.1:[0-9]*' "$log" | tail -n1 | cut -d= -f2)"
 }
 
-# rf_http METHOD PATH [BODY]: prints the body; sets RF_HTTP_CODE.
+# rf_http METHOD PATH [BODY]: prints the body; rf_http_code prints its status code
+# afterwards (a file, since callers usually run rf_http in a command substitution).
 rf_http() {
   local out="$RF_TMP/http.out"
   if [ $# -ge 3 ]; then
-    RF_HTTP_CODE=$(curl -s -o "$out" -w '%{http_code}' -X "$1" -H 'Content-Type: application/json' \
-      --data-binary "$3" "$RF_URL$2")
+    curl -s -o "$out" -w '%{http_code}' -X "$1" -H 'Content-Type: application/json' \
+      --data-binary "$3" "$RF_URL$2" >"$RF_TMP/http.code"
   else
-    RF_HTTP_CODE=$(curl -s -o "$out" -w '%{http_code}' -X "$1" "$RF_URL$2")
+    curl -s -o "$out" -w '%{http_code}' -X "$1" "$RF_URL$2" >"$RF_TMP/http.code"
   fi
   cat "$out"
 }
+rf_http_code() { cat "$RF_TMP/http.code"; }
 
 # rf_json EXPR: evaluates a Python expression over the JSON document on stdin (`d`).
 rf_json() {
