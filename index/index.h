@@ -132,6 +132,47 @@ typedef struct rf_index_results {
     rf_index_position_t pos; /* the position of the index state searched */
 } rf_index_results_t;
 
+/* ==== Filters ==== */
+
+/* One condition on a record.  `field` names a metadata field, or one of the record's own
+ * columns: "source", "tenant", "label", "event_time_ms".  Values are JSON scalar texts
+ * ("42", "\"books\"", "true").  Numbers compare numerically; strings compare bytewise
+ * (ISO-8601 UTC times therefore order correctly). */
+typedef enum rf_index_cond_kind {
+    RF_INDEX_COND_EQ = 1, /* field == values[0] */
+    RF_INDEX_COND_IN = 2, /* field equals one of values[0..value_cnt) */
+    RF_INDEX_COND_RANGE = 3, /* lo <= field <= hi, with either bound optional */
+} rf_index_cond_kind;
+
+typedef struct rf_index_cond {
+    const char *field;
+    rf_index_cond_kind kind;
+    const char *const *values; /* EQ, IN */
+    size_t value_cnt;
+    const char *lo, *hi; /* RANGE: JSON scalar texts or NULL for unbounded */
+    int lo_excl, hi_excl; /* RANGE: 1 for > / < instead of >= / <= */
+} rf_index_cond_t;
+
+/* A conjunction of conditions plus an optional tenant restriction that no condition can
+ * widen (API keys scoped to one tenant).  All pointers borrowed for the call. */
+typedef struct rf_index_filter {
+    const rf_index_cond_t *conds;
+    size_t cond_cnt;
+    const char *tenant; /* NULL: every tenant */
+} rf_index_filter_t;
+
+typedef struct rf_index_query {
+    const float *vec; /* dim floats, unit length */
+    int k;
+    const rf_index_filter_t *filter; /* NULL: no filter */
+    float min_score; /* hits scoring below are dropped; -INFINITY or -2 for none */
+} rf_index_query_t;
+
+/* Filtered top-k.  Every hit satisfies the filter; `k` hits come back whenever k
+ * matching records exist.  Any thread. */
+rf_rc rf_index_query(rf_index_t *ix, const rf_index_query_t *q, rf_index_results_t *res,
+                     rf_err_t *err);
+
 /* Top-k by inner product (cosine for unit vectors).  Any thread; never blocks on a
  * checkpoint.  Free with rf_index_results_fini(). */
 rf_rc rf_index_search(rf_index_t *ix, const float *vec, int k, rf_index_results_t *res,
@@ -165,6 +206,11 @@ char *rf_index_status_json(rf_index_t *ix);
 int64_t rf_index_record_count(rf_index_t *ix);
 int64_t rf_index_seq(rf_index_t *ix);
 int64_t rf_index_dead_count(rf_index_t *ix);
+
+/* The stored vector of any current record whose content hash (BLAKE2b over model, dim
+ * and normalised text) equals hash: the embedding cache, so an unchanged text is never
+ * embedded twice.  RF_OK and out[dim] filled, or RF_ENOTFOUND.  Writer thread. */
+rf_rc rf_index_vector_by_hash(rf_index_t *ix, const uint8_t hash[32], float *out, rf_err_t *err);
 
 /* Writes a checkpoint now (synchronously, for tests and clean stops). Writer thread. */
 rf_rc rf_index_checkpoint(rf_index_t *ix, rf_err_t *err);

@@ -139,6 +139,7 @@ static const char schema_sql[] =
     " \"offset\" INTEGER, seq INTEGER NOT NULL, updated_at_ms INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS records_source ON records(source);"
     "CREATE INDEX IF NOT EXISTS records_seq ON records(seq);"
+    "CREATE INDEX IF NOT EXISTS records_hash ON records(content_hash);"
     "CREATE TABLE IF NOT EXISTS changelog ("
     " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
     " op TEXT NOT NULL CHECK (op IN ('upsert', 'delete')), id TEXT NOT NULL,"
@@ -157,6 +158,7 @@ static const char *const wsql[RF__W_COUNT] = {
     [RF__W_COMMIT] = "COMMIT",
     [RF__W_ROLLBACK] = "ROLLBACK",
     [RF__W_REC_LOOKUP] = "SELECT vid, source, tenant FROM records WHERE id = ?1",
+    [RF__W_BY_HASH] = "SELECT vector FROM records WHERE content_hash = ?1 AND dim = ?2 LIMIT 1",
     [RF__W_REC_INSERT] =
         "INSERT INTO records (vid, id, source, text, metadata, tenant, vector, dim, model,"
         " content_hash, label, label_score, event_time_ms, source_pos, topic, \"partition\","
@@ -1007,6 +1009,32 @@ static json_t *record_json(sqlite3_stmt *st)
     json_object_set_new(o, "seq", json_integer(sqlite3_column_int64(st, 9)));
     json_object_set_new(o, "updated_at", json_integer(sqlite3_column_int64(st, 16)));
     return o;
+}
+
+rf_rc rf_index_vector_by_hash(rf_index_t *ix, const uint8_t hash[32], float *out, rf_err_t *err)
+{
+    sqlite3_stmt *st;
+    rf_rc rc = RF_ENOTFOUND;
+    int src;
+    if (!ix || !hash || !out)
+        return rf_err_set(err, RF_EINVAL, "rf_index_vector_by_hash: NULL argument");
+    st = ix->wst[RF__W_BY_HASH];
+    sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, ix->dim);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        const void *blob = sqlite3_column_blob(st, 0);
+        size_t n = (size_t)sqlite3_column_bytes(st, 0);
+        if (blob && n == (size_t)ix->dim * sizeof(float)) {
+            memcpy(out, blob, n);
+            rc = RF_OK;
+        }
+    } else if (src != SQLITE_DONE) {
+        rc = db_fail(ix->wdb, src, err, "look up vector by content hash");
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc;
 }
 
 rf_rc rf_index_record_get(rf_index_t *ix, const char *id, char **json, rf_err_t *err)

@@ -18,7 +18,7 @@ PKGS=(
   build-essential cmake pkg-config dpkg-dev clang-format
   librdkafka-dev libcurl4-openssl-dev libjansson-dev libfaiss-dev libsqlite3-dev
   libsodium-dev libmicrohttpd-dev libavro-dev libzstd-dev zlib1g-dev libopenblas-dev
-  kcat wrk sqlite3 curl
+  kcat wrk sqlite3 curl python3
 )
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }
@@ -56,6 +56,18 @@ have_faiss_c() {
   done
   return 1
 }
+
+# ---- Node readers for the interop tests ------------------------------------------
+# The independent Iceberg/Parquet readers in shared/tools/iceberg-verify need Node 20.
+SHARED=${RF_SHARED_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/shared}
+if ! command -v node >/dev/null 2>&1; then
+  log "installing nodejs and npm"
+  $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+if [ -f "$SHARED/tools/iceberg-verify/package-lock.json" ] && [ ! -d "$SHARED/tools/iceberg-verify/node_modules" ]; then
+  log "npm ci in $SHARED/tools/iceberg-verify"
+  (cd "$SHARED/tools/iceberg-verify" && npm ci --no-audit --no-fund --loglevel=error)
+fi
 
 if have_faiss_c; then
   log "libfaiss_c present"

@@ -27,15 +27,19 @@ caught_up() {
   done < <(rf_partition_ends "$TOPIC" 4)
 }
 
+produced=0
 for ((i = 0; i < KILLS; i++)); do
   t0=$(date +%s%N)
   rf_run_start "run$i" "${ARGS[@]}"
   t1=$(date +%s%N)
-  echo "restart $i: serving after $(( (t1 - t0) / 1000000 )) ms"
+  applied=$(rf_http GET /v1/status | rf_json "sum(d['offsets'].values())")
+  # applied < produced shows the previous kill landed while events were in flight.
+  echo "restart $i: serving after $(( (t1 - t0) / 1000000 )) ms; store had applied $applied of $produced events"
+  produced=$((produced + $(wc -l <"$RF_TMP/ev/chunk-$(printf %03d "$i").tsv")))
   kcat -b "$RF_BOOTSTRAP" -P -t "$TOPIC" -K $'\t' -Z -z none <"$RF_TMP/ev/chunk-$(printf %03d "$i").tsv"
-  # The kill lands at a random moment (0-400 ms) of consuming this chunk; this delay is
+  # The kill lands at a random moment (0-250 ms) of consuming this chunk; this delay is
   # the experiment's randomness, not a synchronisation.
-  sleep "0.$(printf %03d $(( RANDOM % 400 )))"
+  sleep "0.$(printf %03d $(( RANDOM % 250 )))"
   kill -9 "$RF_RUN_PID"
   wait "$RF_RUN_PID" 2>/dev/null || true
 done

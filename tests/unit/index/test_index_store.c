@@ -527,6 +527,32 @@ static void test_position_and_wait(void)
     free(dir);
 }
 
+/* The embedding cache: a current record's vector is found by its content hash, and a
+ * deleted record's is not. */
+static void test_vector_by_hash(void)
+{
+    char *dir = rf_test_tmpdir("ixhash");
+    rf_index_t *ix = tl_open(dir, DIM, 0);
+    float v[DIM], got[DIM];
+    uint8_t h1[32], h2[32];
+    rf_index_op_t op;
+    memset(h1, 1, sizeof(h1));
+    memset(h2, 2, sizeof(h2));
+    axis(3, v);
+    op = tl_upsert("s:h", "s", "h", v);
+    op.content_hash = h1;
+    RF_REQUIRE(tl_apply(ix, &op, 1, NULL, 0, NULL) == RF_OK);
+    RF_CHECK_INT(rf_index_vector_by_hash(ix, h1, got, NULL), RF_OK);
+    RF_CHECK(memcmp(got, v, sizeof(v)) == 0);
+    RF_CHECK_INT(rf_index_vector_by_hash(ix, h2, got, NULL), RF_ENOTFOUND);
+    op = tl_delete("s:h", "s");
+    RF_REQUIRE(tl_apply(ix, &op, 1, NULL, 0, NULL) == RF_OK);
+    RF_CHECK_INT(rf_index_vector_by_hash(ix, h1, got, NULL), RF_ENOTFOUND);
+    rf_index_close(ix);
+    rf_test_rmtree(dir);
+    free(dir);
+}
+
 RF_TEST_MAIN(test_roundtrip, test_update_replaces, test_delete, test_truncate, test_offsets_txn,
              test_dim_mismatch, test_lock, test_validation, test_corrupt_store,
-             test_position_and_wait)
+             test_position_and_wait, test_vector_by_hash)
