@@ -32,6 +32,21 @@ typedef struct rf_serve_counters {
     void *last_error_lock;  /* pthread_mutex_t *, may be NULL */
 } rf_serve_counters_t;
 
+/* A part of the process that reports through the HTTP API (the Iceberg exporter, the
+ * embedding provider, the consumer): all callbacks are optional, called from HTTP
+ * threads, and must be thread-safe. */
+typedef struct rf_serve_section {
+    const char *name; /* key in /v1/status, e.g. "iceberg" */
+    void *opaque;
+    /* A JSON object text for /v1/status under `name`; caller (serve) frees. */
+    char *(*status_json)(void *opaque);
+    /* Appends Prometheus text-format lines (with # HELP / # TYPE) to out. */
+    void (*metrics)(void *opaque, rf_buf_t *out);
+    /* NULL when this part does not hold readiness back, else a short reason written to
+     * buf (shown by /readyz with 503). */
+    const char *(*unready)(void *opaque, char *buf, size_t n);
+} rf_serve_section_t;
+
 typedef struct rf_serve_opts {
     const char *listen; /* "HOST:PORT"; port 0 picks one (see rf_serve_port) */
     int threads;
@@ -42,6 +57,8 @@ typedef struct rf_serve_opts {
     rf_serve_embed_fn embed; /* required */
     void *embed_opaque;
     rf_serve_counters_t *counters; /* borrowed; may be NULL */
+    const rf_serve_section_t *sections; /* borrowed array; may be NULL */
+    size_t section_cnt;
 } rf_serve_opts_t;
 
 /* Starts listening and serving on its own threads.  RF_EUNAVAIL when the address
