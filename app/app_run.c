@@ -22,19 +22,37 @@
 typedef struct pipeline {
     rf_conf_t *cfg;
     rf_index_t *ix;
+    rf_embed_t *emb;
     rf_ingest_mapper_t *mapper;
     rf_ingest_consumer_t *consumer;
     rf_serve_t *srv;
     rf_serve_counters_t counters;
     pthread_mutex_t last_error_lock;
     int dim;
-    /* Per-batch scratch, reused across batches. */
+    int use_cache; /* the content-hash cache pays off only for remote providers */
+    const char *model; /* rf_embed_model_id(), recorded with every vector */
+    const char *const *labels;
+    size_t label_cnt;
+    /* Cache and classification counters, read by HTTP threads (relaxed atomics). */
+    int64_t cache_hits, cache_misses, classify_failed;
+    /* Consumer lag: high watermarks copied from the consumer by the pipeline thread
+     * (the consumer is not thread-safe), read by HTTP threads under lag_lock. */
+    pthread_mutex_t lag_lock;
+    rf_ingest_lag_t lag[256];
+    size_t lag_cnt;
+    int64_t lag_at_ms;
+    rf_serve_section_t sections[2]; /* what /v1/status, /metrics and /readyz ask */
+    /* Per-batch scratch, reused across batches; index i follows message i. */
     rf_event_t *events;
-    rf_index_op_t *ops;
-    rf_index_dead_t *dead;
-    char **reasons;
+    int *ev_ok;          /* 1: events[i] holds a decoded event */
+    char **reasons;      /* dead-letter reason of message i, or NULL */
     float *vecs;
     uint8_t *hashes;
+    rf_embed_item_t *items;
+    size_t *item_msg;    /* message index of items[j] */
+    rf_embed_label_t *labels_out;
+    rf_index_op_t *ops;
+    rf_index_dead_t *dead;
     rf_index_offset_t *offsets;
     size_t cap;
 } pipeline_t;
@@ -48,9 +66,7 @@ static int64_t store_offset(void *opaque, const char *topic, int32_t partition)
 static rf_rc embed_query(void *opaque, const char *text, size_t len, float *out, rf_err_t *err)
 {
     pipeline_t *p = opaque;
-    (void)err;
-    rf_embed_hash(text, len, p->dim, out);
-    return RF_OK;
+    return rf_embed_query(p->emb, text, len, out, p->cfg->embed_timeout_ms, err);
 }
 
 static void set_last_error(pipeline_t *p, const char *msg)
@@ -65,11 +81,15 @@ static void scratch_reserve(pipeline_t *p, size_t n)
     if (n <= p->cap)
         return;
     p->events = rf_xrealloc(p->events, n * sizeof(*p->events));
-    p->ops = rf_xrealloc(p->ops, n * sizeof(*p->ops));
-    p->dead = rf_xrealloc(p->dead, n * sizeof(*p->dead));
+    p->ev_ok = rf_xrealloc(p->ev_ok, n * sizeof(*p->ev_ok));
     p->reasons = rf_xrealloc(p->reasons, n * sizeof(*p->reasons));
     p->vecs = rf_xrealloc(p->vecs, n * (size_t)p->dim * sizeof(float));
     p->hashes = rf_xrealloc(p->hashes, n * 32);
+    p->items = rf_xrealloc(p->items, n * sizeof(*p->items));
+    p->item_msg = rf_xrealloc(p->item_msg, n * sizeof(*p->item_msg));
+    p->labels_out = rf_xrealloc(p->labels_out, n * sizeof(*p->labels_out));
+    p->ops = rf_xrealloc(p->ops, n * sizeof(*p->ops));
+    p->dead = rf_xrealloc(p->dead, n * sizeof(*p->dead));
     p->offsets = rf_xrealloc(p->offsets, n * sizeof(*p->offsets));
     p->cap = n;
 }
@@ -90,48 +110,157 @@ static size_t offsets_note(rf_index_offset_t *offs, size_t n, const rf_ingest_ms
     return n + 1;
 }
 
-/* Decodes, maps and embeds one polled batch, applies it in one store transaction,
- * then commits the offsets to the group as a courtesy. */
+/* Runs fn until the provider answers.  While it is down or throttling for longer than
+ * one wait, the consumer's partitions are paused (no unbounded buffering) and resumed
+ * once it answers again; a transient failure never becomes a dead letter.  Returns
+ * RF_ESTOPPED when asked to stop meanwhile (the batch is then not applied, and is
+ * consumed again from the store's offsets at the next start). */
+typedef rf_rc (*provider_call_fn)(pipeline_t *p, size_t n, rf_err_t *err);
+
+static rf_rc call_embed(pipeline_t *p, size_t n, rf_err_t *err)
+{
+    return rf_embed_run(p->emb, p->items, n, 5000, err);
+}
+
+static rf_rc call_classify(pipeline_t *p, size_t n, rf_err_t *err)
+{
+    return rf_embed_classify(p->emb, p->items, n, p->labels_out, 5000, err);
+}
+
+static rf_rc with_backpressure(pipeline_t *p, provider_call_fn fn, size_t n, rf_err_t *err)
+{
+    int paused = 0;
+    int64_t wait_ms = 1000;
+    rf_rc rc;
+    while ((rc = fn(p, n, err)) != RF_OK) {
+        if (rc != RF_EUNAVAIL && rc != RF_EAUTH && rc != RF_ECONFIG)
+            break;
+        set_last_error(p, err->msg);
+        if (!paused) {
+            rf_ingest_consumer_pause(p->consumer, 1);
+            paused = 1;
+            RF_LOG(RF_LOG_WARN, RF_MOD_APP, "code=%s embedding provider unavailable, "
+                   "partitions paused: %s", rf_rc_name(rc), err->msg);
+        }
+        /* A refused key or a refused request will not heal by itself as quickly as a
+         * throttled endpoint: retry those slowly, so the log and the bill stay quiet. */
+        if (rc != RF_EUNAVAIL) {
+            for (int64_t waited = 0; waited < wait_ms && !rf__app_stop; waited += 100)
+                rf_sleep_ms(100);
+            wait_ms = wait_ms * 2 > 30000 ? 30000 : wait_ms * 2;
+        }
+        if (rf__app_stop) {
+            rc = rf_err_set(err, RF_ESTOPPED, "stopped while the provider was unavailable");
+            break;
+        }
+    }
+    if (paused) {
+        rf_ingest_consumer_pause(p->consumer, 0);
+        if (rc == RF_OK)
+            RF_LOG(RF_LOG_INFO, RF_MOD_APP, "embedding provider answers again, partitions "
+                   "resumed");
+    }
+    return rc;
+}
+
+static void dead_letter(pipeline_t *p, size_t i, const rf_ingest_msg_t *msg, const char *why)
+{
+    RF_LOG(RF_LOG_WARN, RF_MOD_APP, "topic=%s partition=%d offset=%lld dead letter: %s",
+           msg->topic, (int)msg->partition, (long long)msg->offset, why);
+    free(p->reasons[i]);
+    p->reasons[i] = rf_xstrdup(why);
+}
+
+/* Decodes, maps, embeds (cache first) and classifies one polled batch, applies it in one
+ * store transaction, then commits the offsets to the group as a courtesy. */
 static rf_rc process_batch(pipeline_t *p, rf_ingest_batch_t *b, rf_err_t *err)
 {
-    size_t nops = 0, ndead = 0, noffs = 0, nev = 0, skipped = 0;
+    size_t nops = 0, ndead = 0, noffs = 0, nitems = 0, skipped = 0;
     rf_index_batch_t batch;
     rf_rc rc = RF_OK;
     int64_t seq = 0;
 
     scratch_reserve(p, b->cnt);
+    memset(p->ev_ok, 0, b->cnt * sizeof(*p->ev_ok));
+    memset(p->reasons, 0, b->cnt * sizeof(*p->reasons));
+
+    /* Decode and map; find each upsert's vector in the cache or queue it for the
+     * provider. */
     for (size_t i = 0; i < b->cnt; i++) {
         const rf_ingest_msg_t *msg = &b->msgs[i];
-        rf_event_t *ev = &p->events[nev];
+        rf_event_t *ev = &p->events[i];
         rf_err_t derr = {0};
         noffs = offsets_note(p->offsets, noffs, msg);
         if (rf_ingest_decode(p->mapper, msg, ev, &derr)) {
-            rf_index_dead_t *d = &p->dead[ndead];
-            RF_LOG(RF_LOG_WARN, RF_MOD_APP,
-                   "topic=%s partition=%d offset=%lld code=%s dead letter: %s", msg->topic,
-                   (int)msg->partition, (long long)msg->offset, rf_rc_name(derr.code),
-                   derr.msg);
-            p->reasons[ndead] = rf_xstrdup(derr.msg);
+            dead_letter(p, i, msg, derr.msg);
+            continue;
+        }
+        p->ev_ok[i] = 1;
+        if (ev->op == RF_EVENT_UPSERT) {
+            size_t tl = strlen(ev->text);
+            float *vec = p->vecs + i * (size_t)p->dim;
+            uint8_t *h = p->hashes + i * 32;
+            rf_embed_item_t *it = &p->items[nitems];
+            rf_embed_content_hash(p->model, p->dim, ev->text, tl, h);
+            memset(it, 0, sizeof(*it));
+            it->text = ev->text;
+            it->len = tl;
+            it->out = vec;
+            /* INVARIANT: an unchanged text (same hash, same model) is never embedded
+             * twice; the store's current records are the cache. */
+            if (p->use_cache) {
+                if (rf_index_vector_by_hash(p->ix, h, vec, NULL) == RF_OK) {
+                    it->done = 1;
+                    p->cache_hits++;
+                } else {
+                    p->cache_misses++;
+                }
+            }
+            p->item_msg[nitems++] = i;
+        }
+    }
+
+    if (nitems && (rc = with_backpressure(p, call_embed, nitems, err)))
+        goto out;
+    if (p->label_cnt && nitems) {
+        if ((rc = with_backpressure(p, call_classify, nitems, err)))
+            goto out;
+    }
+
+    for (size_t j = 0; j < nitems; j++) {
+        const rf_embed_item_t *it = &p->items[j];
+        if (it->rc != RF_OK)
+            dead_letter(p, p->item_msg[j], &b->msgs[p->item_msg[j]], it->reason);
+    }
+
+    for (size_t i = 0, j = 0; i < b->cnt; i++) {
+        const rf_ingest_msg_t *msg = &b->msgs[i];
+        rf_event_t *ev = &p->events[i];
+        rf_index_op_t *op;
+        const rf_embed_label_t *lab = NULL;
+        if (p->ev_ok[i] && ev->op == RF_EVENT_UPSERT) {
+            lab = p->label_cnt ? &p->labels_out[j] : NULL;
+            j++;
+        }
+        if (p->reasons[i]) {
+            rf_index_dead_t *d = &p->dead[ndead++];
             d->topic = msg->topic;
             d->partition = msg->partition;
             d->offset = msg->offset;
             d->key = msg->key;
             d->value = msg->value;
-            d->reason = p->reasons[ndead];
-            ndead++;
+            d->reason = p->reasons[i];
             /* The Kafka dead-letter topic gets it before the store commits, so a crash
              * in between can repeat a DLQ message, never lose one. */
-            rc = rf_ingest_dlq_send(p->consumer, msg, derr.msg, err);
-            if (rc)
+            if ((rc = rf_ingest_dlq_send(p->consumer, msg, p->reasons[i], err)))
                 goto out;
             continue;
         }
-        nev++;
         if (ev->op == RF_EVENT_SKIP) {
             skipped++;
             continue;
         }
-        rf_index_op_t *op = &p->ops[nops++];
+        op = &p->ops[nops++];
         memset(op, 0, sizeof(*op));
         op->id = ev->id;
         op->source = ev->source;
@@ -140,19 +269,23 @@ static rf_rc process_batch(pipeline_t *p, rf_ingest_batch_t *b, rf_err_t *err)
         op->topic = msg->topic;
         op->partition = msg->partition;
         op->offset = msg->offset;
-        op->model = p->cfg->embed_model;
+        op->model = p->model;
         if (ev->op == RF_EVENT_UPSERT) {
-            size_t tl = strlen(ev->text);
-            float *vec = p->vecs + (nops - 1) * (size_t)p->dim;
-            uint8_t *h = p->hashes + (nops - 1) * 32;
             op->kind = RF_INDEX_UPSERT;
             op->text = ev->text;
             op->metadata_json = ev->metadata_json;
             op->tenant = ev->tenant;
-            rf_embed_hash(ev->text, tl, p->dim, vec);
-            rf_embed_content_hash(p->cfg->embed_model, p->dim, ev->text, tl, h);
-            op->vec = vec;
-            op->content_hash = h;
+            op->vec = p->vecs + i * (size_t)p->dim;
+            op->content_hash = p->hashes + i * 32;
+            if (lab && lab->ok) {
+                op->label = p->labels[lab->label];
+                op->label_score = lab->score;
+            } else if (lab && lab->reason[0]) {
+                /* A failed classification costs the record its label, never the record. */
+                __atomic_add_fetch(&p->classify_failed, 1, __ATOMIC_RELAXED);
+                RF_LOG(RF_LOG_WARN, RF_MOD_APP, "id=%s classification failed: %s", ev->id,
+                       lab->reason);
+            }
         } else if (ev->op == RF_EVENT_DELETE) {
             op->kind = RF_INDEX_DELETE;
         } else {
@@ -194,11 +327,130 @@ static rf_rc process_batch(pipeline_t *p, rf_ingest_batch_t *b, rf_err_t *err)
         free(nexts);
     }
 out:
-    for (size_t i = 0; i < nev; i++)
-        rf_event_fini(&p->events[i]);
-    for (size_t i = 0; i < ndead; i++)
+    for (size_t i = 0; i < b->cnt; i++) {
+        if (p->ev_ok[i])
+            rf_event_fini(&p->events[i]);
         free(p->reasons[i]);
+    }
     return rc;
+}
+
+/* ==== What the pipeline reports through the HTTP API ==== */
+
+static char *embed_status(void *opaque)
+{
+    pipeline_t *p = opaque;
+    rf_embed_stats_t st;
+    rf_embed_stats_get(p->emb, &st);
+    return rf_xasprintf(
+        "{\"model\":\"%s\",\"dim\":%d,\"concurrency\":%d,\"concurrency_max\":%d,"
+        "\"in_flight\":%d,\"backing_off\":%s,\"requests\":%llu,\"retries\":%llu,"
+        "\"throttled\":%llu,\"timeouts\":%llu,\"errors\":%llu,\"texts\":%llu,\"deduped\":%llu,"
+        "\"failed\":%llu,\"tokens\":%llu,\"cache_hits\":%lld,\"cache_misses\":%lld,"
+        "\"classify_failed\":%lld}",
+        p->model, p->dim, st.concurrency, st.concurrency_max, st.in_flight,
+        st.backoff_until_ms > rf_mono_ms() ? "true" : "false", (unsigned long long)st.requests,
+        (unsigned long long)st.retries, (unsigned long long)st.throttled,
+        (unsigned long long)st.timeouts, (unsigned long long)st.errors,
+        (unsigned long long)st.texts, (unsigned long long)st.deduped,
+        (unsigned long long)st.failed, (unsigned long long)st.tokens,
+        (long long)__atomic_load_n(&p->cache_hits, __ATOMIC_RELAXED),
+        (long long)__atomic_load_n(&p->cache_misses, __ATOMIC_RELAXED),
+        (long long)__atomic_load_n(&p->classify_failed, __ATOMIC_RELAXED));
+}
+
+static void metric(rf_buf_t *out, const char *name, const char *type, const char *help,
+                   unsigned long long v)
+{
+    rf_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name, v);
+}
+
+static void embed_metrics(void *opaque, rf_buf_t *out)
+{
+    pipeline_t *p = opaque;
+    rf_embed_stats_t st;
+    rf_embed_stats_get(p->emb, &st);
+    metric(out, "ragfeed_embed_requests_total", "counter", "HTTP requests to the provider.",
+           st.requests);
+    metric(out, "ragfeed_embed_retries_total", "counter",
+           "Requests repeated after a transient failure.", st.retries);
+    metric(out, "ragfeed_embed_throttled_total", "counter", "429 and 503 answers.", st.throttled);
+    metric(out, "ragfeed_embed_timeouts_total", "counter", "Requests that timed out.",
+           st.timeouts);
+    metric(out, "ragfeed_embed_errors_total", "counter",
+           "Other transient failures (5xx, connection, malformed body).", st.errors);
+    metric(out, "ragfeed_embed_texts_total", "counter", "Texts sent to the provider.", st.texts);
+    metric(out, "ragfeed_embed_failed_total", "counter",
+           "Texts the provider refused for good (dead letters).", st.failed);
+    metric(out, "ragfeed_embed_tokens_total", "counter",
+           "Tokens reported by the provider, or estimated.", st.tokens);
+    metric(out, "ragfeed_embed_concurrency", "gauge", "Requests the rate governor allows at once.",
+           (unsigned long long)st.concurrency);
+    metric(out, "ragfeed_embed_in_flight", "gauge", "Requests in flight.",
+           (unsigned long long)st.in_flight);
+    metric(out, "ragfeed_embed_backing_off", "gauge",
+           "1 while the governor holds requests back after throttling.",
+           st.backoff_until_ms > rf_mono_ms());
+    metric(out, "ragfeed_embed_cache_hits_total", "counter",
+           "Vectors reused from the store for an unchanged text.",
+           (unsigned long long)__atomic_load_n(&p->cache_hits, __ATOMIC_RELAXED));
+    metric(out, "ragfeed_embed_cache_misses_total", "counter", "Texts that had to be embedded.",
+           (unsigned long long)__atomic_load_n(&p->cache_misses, __ATOMIC_RELAXED));
+    metric(out, "ragfeed_classify_failed_total", "counter",
+           "Records stored without a label because classification failed.",
+           (unsigned long long)__atomic_load_n(&p->classify_failed, __ATOMIC_RELAXED));
+}
+
+/* Copies the consumer's high watermarks; pipeline thread, at most once a second. */
+static void lag_refresh(pipeline_t *p)
+{
+    rf_ingest_lag_t tmp[256];
+    size_t n;
+    if (rf_mono_ms() - p->lag_at_ms < 1000)
+        return;
+    p->lag_at_ms = rf_mono_ms();
+    n = rf_ingest_consumer_watermarks(p->consumer, tmp, 256);
+    pthread_mutex_lock(&p->lag_lock);
+    memcpy(p->lag, tmp, n * sizeof(*tmp));
+    p->lag_cnt = n;
+    pthread_mutex_unlock(&p->lag_lock);
+}
+
+/* Lag of one partition: messages after the store's next offset; -1 while unknown. */
+static int64_t lag_of(pipeline_t *p, const rf_ingest_lag_t *l)
+{
+    int64_t next = rf_index_offset_get(p->ix, l->topic, l->partition);
+    if (l->high_watermark < 0)
+        return -1;
+    return next < 0 ? l->high_watermark : (l->high_watermark > next ? l->high_watermark - next : 0);
+}
+
+static char *consumer_status(void *opaque)
+{
+    pipeline_t *p = opaque;
+    rf_buf_t b;
+    rf_buf_init(&b, 0);
+    rf_buf_puts(&b, "{\"lag\":{");
+    pthread_mutex_lock(&p->lag_lock);
+    for (size_t i = 0; i < p->lag_cnt; i++)
+        rf_buf_printf(&b, "%s\"%s/%d\":%lld", i ? "," : "", p->lag[i].topic,
+                      (int)p->lag[i].partition, (long long)lag_of(p, &p->lag[i]));
+    pthread_mutex_unlock(&p->lag_lock);
+    rf_buf_puts(&b, "}}");
+    return rf_buf_take(&b, NULL);
+}
+
+static void consumer_metrics(void *opaque, rf_buf_t *out)
+{
+    pipeline_t *p = opaque;
+    rf_buf_puts(out, "# HELP ragfeed_consumer_lag Messages in the partition after the store's "
+                     "next offset.\n# TYPE ragfeed_consumer_lag gauge\n");
+    pthread_mutex_lock(&p->lag_lock);
+    for (size_t i = 0; i < p->lag_cnt; i++)
+        rf_buf_printf(out, "ragfeed_consumer_lag{topic=\"%s\",partition=\"%d\"} %lld\n",
+                      p->lag[i].topic, (int)p->lag[i].partition,
+                      (long long)lag_of(p, &p->lag[i]));
+    pthread_mutex_unlock(&p->lag_lock);
 }
 
 static void pipeline_fini(pipeline_t *p)
@@ -207,14 +459,20 @@ static void pipeline_fini(pipeline_t *p)
     rf_serve_stop(p->srv);
     rf_index_close(p->ix);
     rf_ingest_mapper_free(p->mapper);
+    rf_embed_free(p->emb);
     free(p->events);
-    free(p->ops);
-    free(p->dead);
+    free(p->ev_ok);
     free(p->reasons);
     free(p->vecs);
     free(p->hashes);
+    free(p->items);
+    free(p->item_msg);
+    free(p->labels_out);
+    free(p->ops);
+    free(p->dead);
     free(p->offsets);
     pthread_mutex_destroy(&p->last_error_lock);
+    pthread_mutex_destroy(&p->lag_lock);
 }
 
 static int run_pipeline(rf_conf_t *cfg)
@@ -229,6 +487,7 @@ static int run_pipeline(rf_conf_t *cfg)
 
     memset(&p, 0, sizeof(p));
     pthread_mutex_init(&p.last_error_lock, NULL);
+    pthread_mutex_init(&p.lag_lock, NULL);
     p.cfg = cfg;
     p.dim = (int)cfg->embed_dim;
     p.counters.last_error_lock = &p.last_error_lock;
@@ -242,6 +501,11 @@ static int run_pipeline(rf_conf_t *cfg)
         goto fail;
     if ((rc = rf_ingest_mapper_new(cfg, &p.mapper, &err)))
         goto fail;
+    if ((rc = rf_embed_new(cfg, &p.emb, &err)))
+        goto fail;
+    p.model = rf_embed_model_id(p.emb);
+    p.use_cache = cfg->embed_provider != RF_EMBED_PROVIDER_HASH;
+    p.label_cnt = rf_embed_labels(p.emb, &p.labels);
 
     memset(&so, 0, sizeof(so));
     so.listen = cfg->serve_listen;
@@ -253,6 +517,11 @@ static int run_pipeline(rf_conf_t *cfg)
     so.embed = embed_query;
     so.embed_opaque = &p;
     so.counters = &p.counters;
+    p.sections[0] = (rf_serve_section_t){"embed", &p, embed_status, embed_metrics, NULL};
+    p.sections[1] =
+        (rf_serve_section_t){"consumer", &p, consumer_status, consumer_metrics, NULL};
+    so.sections = p.sections;
+    so.section_cnt = 2;
     if ((rc = rf_serve_start(&so, &p.srv, &err)))
         goto fail;
     RF_LOG(RF_LOG_INFO, RF_MOD_APP, "listen=127.0.0.1:%d serving HTTP", rf_serve_port(p.srv));
@@ -274,6 +543,7 @@ static int run_pipeline(rf_conf_t *cfg)
                    err.msg);
             goto fail;
         }
+        lag_refresh(&p);
         if (!b.cnt)
             continue;
         if ((rc = process_batch(&p, &b, &err))) {
