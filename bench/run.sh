@@ -5,14 +5,14 @@
 # ingest: events/s through the whole pipeline (decode, map, built-in embedder, one
 # store transaction per batch, FAISS update) against plain librdkafka consuming the
 # same messages.  The test broker keeps at most 5 MiB per partition, so the stream is
-# sized to fit: RF_BENCH_EVENTS (default 60000) events of ~230 bytes over 4 partitions
-# (about 3.5 MiB per partition).
+# sized to fit: RF_BENCH_EVENTS (default 40000) events of ~250 bytes over 4 partitions
+# (about 2.5 MiB of values per partition; 60000 already lost the oldest messages).
 set -euo pipefail
 BUILD=$(cd "${1:-build}" && pwd)
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 RF_BIN=$BUILD/ragfeed
 RUNS=${RF_BENCH_RUNS:-3}
-EVENTS=${RF_BENCH_EVENTS:-60000}
+EVENTS=${RF_BENCH_EVENTS:-40000}
 export RF_BIN RF_SOURCE_DIR=$SRC
 source "$SRC/tests/lib/rf.sh"
 mkdir -p "$SRC/bench/results"
@@ -40,7 +40,7 @@ for ((r = 0; r < RUNS; r++)); do
   rm -rf "$RF_TMP/state"
   t0=$(ms)
   rf_run_start "bench$r" --set "source.topics=$TOPIC" --set "source.text={body}" \
-    --set "state.dir=$RF_TMP/state" --set log.level=warn
+    --set "state.dir=$RF_TMP/state"
   rf_wait_until 300 "pipeline to consume $total events" caught_up
   t1=$(ms)
   pipe+=("$(( total * 1000 / (t1 - t0) ))")
