@@ -41,9 +41,15 @@ const rf_app_cmd_t rf__app_cmds[] = {
      "the Kafka offsets it reaches, so a crash at any moment loses and repeats nothing.\n"
      "Stops cleanly on SIGTERM or SIGINT.\n\nOptions:\n" CONF_OPTS,
      rf__app_cmd_run},
-    {"demo", "ragfeed demo", "broker + sample change events + run, all on 127.0.0.1",
-     "Starts the development broker, feeds it sample change events and runs the pipeline,\n"
-     "then prints example queries. Needs no network and no configuration.\n",
+    {"demo", "ragfeed demo [--events FILE --topic T] [--set KEY=VALUE]...",
+     "broker + sample change events + run, all on 127.0.0.1",
+     "Starts the development broker in-process, produces sample change events (a small\n"
+     "shop catalogue as Debezium events, with updates and a delete) and runs the whole\n"
+     "pipeline with the built-in embedder, serving HTTP on 127.0.0.1:8080. Prints example\n"
+     "queries. Needs no network and no configuration. Ctrl-C stops it.\n\nOptions:\n"
+     "      --events FILE     produce `key<TAB>value` lines from FILE instead of the sample\n"
+     "      --topic T         topic to create and read (default demo.shop.products)\n"
+     "      --set KEY=VALUE   override an option (e.g. serve.listen, source.text)\n",
      rf__app_cmd_demo},
     {"broker", "ragfeed broker [--port 0] [--brokers N] [--topic T --partitions N]",
      "a Kafka-protocol broker for development and tests (librdkafka's mock cluster)",

@@ -70,6 +70,10 @@ int rf__app_cmd_config(int argc, char **argv);
 int rf__app_cmd_version(int argc, char **argv);
 int rf__app_cmd_help_cmd(int argc, char **argv);
 
+/* Runs every stage with cfg until SIGTERM/SIGINT (rf__app_stop); returns the exit code.
+ * on_ready (may be NULL) is called once the pipeline consumes, with the HTTP port. */
+int rf__app_run_pipeline(rf_conf_t *cfg, void (*on_ready)(void *opaque, int port), void *opaque);
+
 /* The program's entry point (app_main.c calls it). */
 int rf_app_main(int argc, char **argv);
 

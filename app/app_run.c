@@ -475,7 +475,7 @@ static void pipeline_fini(pipeline_t *p)
     pthread_mutex_destroy(&p->lag_lock);
 }
 
-static int run_pipeline(rf_conf_t *cfg)
+int rf__app_run_pipeline(rf_conf_t *cfg, void (*on_ready)(void *, int), void *opaque)
 {
     pipeline_t p;
     rf_err_t err = {0};
@@ -531,6 +531,8 @@ static int run_pipeline(rf_conf_t *cfg)
     __atomic_store_n(&p.counters.ready, 1, __ATOMIC_RELEASE);
     RF_LOG(RF_LOG_INFO, RF_MOD_APP, "records=%lld seq=%lld ready",
            (long long)rf_index_record_count(p.ix), (long long)rf_index_seq(p.ix));
+    if (on_ready)
+        on_ready(opaque, rf_serve_port(p.srv));
 
     while (!rf__app_stop) {
         rf_ingest_batch_clear(&b);
@@ -606,17 +608,8 @@ int rf__app_cmd_run(int argc, char **argv)
         return code;
     if (rf__app_log_setup(cfg, &code) == 0) {
         rf__app_signals_install();
-        code = run_pipeline(cfg);
+        code = rf__app_run_pipeline(cfg, NULL, NULL);
     }
     rf_conf_free(cfg);
     return code;
-}
-
-int rf__app_cmd_demo(int argc, char **argv)
-{
-    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")))
-        return rf__app_cmd_help("demo");
-    fprintf(stderr, "ragfeed demo: not available in this version; see README.md for running "
-                    "`ragfeed broker` and `ragfeed run` by hand\n");
-    return RF_EXIT_USAGE;
 }

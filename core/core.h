@@ -133,6 +133,9 @@ rf_rc rf_file_write_atomic(const char *path, const void *data, size_t len, rf_er
 rf_rc rf_file_read(const char *path, size_t max, char **data, size_t *len, rf_err_t *err);
 /* mkdir -p */
 rf_rc rf_mkdirs(const char *path, rf_err_t *err);
+/* rm -rf of a directory tree (symbolic links are removed, never followed).  Best effort:
+ * returns RF_EIO when something could not be removed. */
+rf_rc rf_rmtree(const char *path);
 
 /* ==== Logging ==== */
 

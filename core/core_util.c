@@ -3,6 +3,7 @@
  * metadata files rely on to never expose a half-written file. */
 #include "core.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -207,6 +208,33 @@ rf_rc rf_mkdirs(const char *path, rf_err_t *err)
         }
     }
     free(p);
+    return rc;
+}
+
+rf_rc rf_rmtree(const char *path)
+{
+    struct stat st;
+    rf_rc rc = RF_OK;
+    DIR *d;
+    if (lstat(path, &st))
+        return errno == ENOENT ? RF_OK : RF_EIO;
+    if (!S_ISDIR(st.st_mode))
+        return unlink(path) ? RF_EIO : RF_OK;
+    if ((d = opendir(path))) {
+        struct dirent *de;
+        while ((de = readdir(d))) {
+            char *child;
+            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                continue;
+            child = rf_xasprintf("%s/%s", path, de->d_name);
+            if (rf_rmtree(child))
+                rc = RF_EIO;
+            free(child);
+        }
+        closedir(d);
+    }
+    if (rmdir(path))
+        rc = RF_EIO;
     return rc;
 }
 

@@ -139,6 +139,14 @@ typedef struct rf_ingest_lag {
 } rf_ingest_lag_t;
 size_t rf_ingest_consumer_watermarks(rf_ingest_consumer_t *c, rf_ingest_lag_t *out, size_t n);
 
+/* ==== Producing (demo and tools) ==== */
+
+/* Produces `key<TAB>value` lines read from in to topic; an empty key or value is NULL
+ * (an empty value is a tombstone).  Returns once every message is acknowledged; *count
+ * (may be NULL) is the number produced.  RF_EKAFKA / RF_ETIMEDOUT on failure. */
+rf_rc rf_ingest_produce_tsv(const char *bootstrap, const char *topic, FILE *in, size_t *count,
+                            rf_err_t *err);
+
 /* ==== Development broker ==== */
 
 typedef struct rf_ingest_broker_opts {
