@@ -5,19 +5,52 @@ Packages file given as argument).  Each package becomes a row of `debian.package
 (id, name, section, synopsis, description); the stream has creates for every package,
 then updates for a share of them (a revised description) and deletes for a few.
 
-usage: apt_corpus.py [--limit N] [--seed S] [--packages FILE] > events.tsv
+usage: apt_corpus.py [--limit N] [--seed S] [--packages FILE] [--lists DIR] > events.tsv
+--lists DIR reads the Packages and Translation-en files apt keeps in DIR (compressed
+or not, through apt-helper); the Translation files hold the long descriptions, which
+`apt-cache dumpavail` lacks when apt is set to fetch no translations.
 output: one `key<TAB>value` line per event (kcat -K '\\t'), empty value = tombstone.
 When no package list is available, a small built-in generator is used instead.
 """
 import argparse
+import glob
 import json
+import os
 import random
 import subprocess
 import sys
 
 
-def packages(path):
-    if path:
+def cat_file(path):
+    return subprocess.run(["/usr/lib/apt/apt-helper", "cat-file", path], capture_output=True,
+                          check=True, text=True, errors="replace").stdout
+
+
+def translations(lists):
+    """Package name -> long description text, from Translation-en files."""
+    out = {}
+    for f in sorted(glob.glob(os.path.join(lists, "*_i18n_Translation-en*"))):
+        for stanza in cat_file(f).split("\n\n"):
+            name, desc, key = None, None, None
+            for line in stanza.split("\n"):
+                if line.startswith("Package:"):
+                    name = line.split(":", 1)[1].strip()
+                elif line.startswith("Description-en:"):
+                    desc, key = line.split(":", 1)[1].strip(), "d"
+                elif line.startswith(" ") and key == "d":
+                    desc += "\n" + line[1:]
+                else:
+                    key = None
+            if name and desc and name not in out:
+                out[name] = desc
+    return out
+
+
+def packages(path, lists=None):
+    if lists:
+        text = "\n\n".join(cat_file(f) for f in
+                           sorted(glob.glob(os.path.join(lists, "*_binary-*_Packages*"))))
+    elif path:
         text = open(path, encoding="utf-8", errors="replace").read()
     else:
         try:
@@ -36,6 +69,8 @@ def packages(path):
                 fields[key] = value.strip()
         name = fields.get("Package")
         desc = fields.get("Description") or fields.get("Description-en")
+        if name and name in LONG:
+            desc = LONG[name]
         if not name or not desc or name in seen:
             continue
         seen.add(name)
@@ -43,6 +78,9 @@ def packages(path):
         long = "\n".join("" if l.strip() == "." else l.strip() for l in long.split("\n")).strip()
         yield {"name": name, "section": fields.get("Section", "misc"),
                "synopsis": synopsis.strip(), "description": long or synopsis.strip()}
+
+
+LONG = {}
 
 
 def builtin(n, rng):
@@ -61,11 +99,14 @@ def main():
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--packages")
+    ap.add_argument("--lists")
     ap.add_argument("--update-share", type=float, default=0.1)
     ap.add_argument("--delete-share", type=float, default=0.02)
     args = ap.parse_args()
     rng = random.Random(args.seed)
-    rows = list(packages(args.packages))
+    if args.lists:
+        LONG.update(translations(args.lists))
+    rows = list(packages(args.packages, args.lists))
     if not rows:
         print("apt package lists not found; using the built-in generator", file=sys.stderr)
         rows = list(builtin(args.limit or 2000, rng))
