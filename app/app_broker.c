@@ -19,12 +19,10 @@ static int parse_int(const char *s, long lo, long hi, long *out)
 
 int rf__app_cmd_broker(int argc, char **argv)
 {
-    static const struct option longopts[] = {{"port", required_argument, NULL, 'p'},
-                                             {"brokers", required_argument, NULL, 'b'},
-                                             {"topic", required_argument, NULL, 't'},
-                                             {"partitions", required_argument, NULL, 'n'},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {
+        {"port", required_argument, NULL, 'p'},  {"brokers", required_argument, NULL, 'b'},
+        {"topic", required_argument, NULL, 't'}, {"partitions", required_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
     rf_ingest_broker_opts_t bo = {0, 1, NULL, 0};
     long v;
     int opt, code;
@@ -50,8 +48,7 @@ int rf__app_cmd_broker(int argc, char **argv)
             break;
         case 'n':
             if (parse_int(optarg, 1, 1000, &v))
-                return rf__app_usage_error("broker", "--partitions %s: expected 1..1000",
-                                           optarg);
+                return rf__app_usage_error("broker", "--partitions %s: expected 1..1000", optarg);
             bo.partitions = (int)v;
             break;
         case 'h':

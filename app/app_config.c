@@ -56,8 +56,8 @@ fail:
 int rf__app_log_setup(const rf_conf_t *cfg, int *exit_code)
 {
     rf_err_t err = {0};
-    if (rf_log_setup((rf_log_level)cfg->log_level, (rf_log_format)cfg->log_format,
-                     cfg->log_debug, &err)) {
+    if (rf_log_setup((rf_log_level)cfg->log_level, (rf_log_format)cfg->log_format, cfg->log_debug,
+                     &err)) {
         fprintf(stderr, "ragfeed: configuration error: %s\n", err.msg);
         *exit_code = RF_EXIT_CONFIG;
         return -1;
@@ -78,9 +78,9 @@ typedef struct config_args {
 static int config_opts(int argc, char **argv, config_args_t *a)
 {
     static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'}, {"set", required_argument, NULL, OPT_SET},
+        {"config", required_argument, NULL, 'c'},        {"set", required_argument, NULL, OPT_SET},
         {"effective", no_argument, NULL, OPT_EFFECTIVE}, {"output", required_argument, NULL, 'o'},
-        {"help", no_argument, NULL, OPT_HELP},   {NULL, 0, NULL, 0}};
+        {"help", no_argument, NULL, OPT_HELP},           {NULL, 0, NULL, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "+c:o:h", longopts, NULL)) != -1) {
         switch (opt) {

@@ -256,9 +256,9 @@ int rf__app_cmd_demo(int argc, char **argv)
         for (size_t i = 0; i < set_cnt; i++) {
             const char *eq = strchr(sets[i], '=');
             char *key = eq ? rf_xstrndup(sets[i], (size_t)(eq - sets[i])) : NULL;
-            int rc = key ? rf_conf_set(cfg, key, eq + 1, RF_CONF_ORIGIN_CLI, "--set", &err)
-                         : (int)rf_err_set(&err, RF_ECONFIG, "--set %s: expected KEY=VALUE",
-                                           sets[i]);
+            int rc =
+                key ? rf_conf_set(cfg, key, eq + 1, RF_CONF_ORIGIN_CLI, "--set", &err)
+                    : (int)rf_err_set(&err, RF_ECONFIG, "--set %s: expected KEY=VALUE", sets[i]);
             free(key);
             if (rc) {
                 fprintf(stderr, "ragfeed demo: configuration error: %s\n", err.msg);

@@ -7,14 +7,16 @@
 #include "core/core.h"
 
 /* Exit codes, one table; append only.  docs/EXIT-CODES.md is generated from it. */
-#define RF_EXIT_MAP(XX)                                                                    \
-    XX(OK, 0, "success, including a graceful stop on SIGTERM or SIGINT")                   \
-    XX(FAILURE, 1, "runtime failure")                                                      \
-    XX(USAGE, 2, "usage error: unknown command or option, missing argument, or a command " \
-                 "that is not available in this version")                                 \
-    XX(CONFIG, 3, "invalid configuration: the message names the key, the value and what " \
-                  "was expected")                                                          \
-    XX(UNAVAILABLE, 4, "a dependency was unavailable at startup (Kafka, catalog, provider)") \
+#define RF_EXIT_MAP(XX)                                                                            \
+    XX(OK, 0, "success, including a graceful stop on SIGTERM or SIGINT")                           \
+    XX(FAILURE, 1, "runtime failure")                                                              \
+    XX(USAGE, 2,                                                                                   \
+       "usage error: unknown command or option, missing argument, or a command "                   \
+       "that is not available in this version")                                                    \
+    XX(CONFIG, 3,                                                                                  \
+       "invalid configuration: the message names the key, the value and what "                     \
+       "was expected")                                                                             \
+    XX(UNAVAILABLE, 4, "a dependency was unavailable at startup (Kafka, catalog, provider)")       \
     XX(CORRUPT, 5, "corrupt state that needs an operator (store or checkpoint)")
 
 enum {

@@ -29,7 +29,7 @@ typedef struct pipeline {
     rf_serve_counters_t counters;
     pthread_mutex_t last_error_lock;
     int dim;
-    int use_cache; /* the content-hash cache pays off only for remote providers */
+    int use_cache;     /* the content-hash cache pays off only for remote providers */
     const char *model; /* rf_embed_model_id(), recorded with every vector */
     const char *const *labels;
     size_t label_cnt;
@@ -44,12 +44,12 @@ typedef struct pipeline {
     rf_serve_section_t sections[2]; /* what /v1/status, /metrics and /readyz ask */
     /* Per-batch scratch, reused across batches; index i follows message i. */
     rf_event_t *events;
-    int *ev_ok;          /* 1: events[i] holds a decoded event */
-    char **reasons;      /* dead-letter reason of message i, or NULL */
+    int *ev_ok;     /* 1: events[i] holds a decoded event */
+    char **reasons; /* dead-letter reason of message i, or NULL */
     float *vecs;
     uint8_t *hashes;
     rf_embed_item_t *items;
-    size_t *item_msg;    /* message index of items[j] */
+    size_t *item_msg; /* message index of items[j] */
     rf_embed_label_t *labels_out;
     rf_index_op_t *ops;
     rf_index_dead_t *dead;
@@ -139,8 +139,10 @@ static rf_rc with_backpressure(pipeline_t *p, provider_call_fn fn, size_t n, rf_
         if (!paused) {
             rf_ingest_consumer_pause(p->consumer, 1);
             paused = 1;
-            RF_LOG(RF_LOG_WARN, RF_MOD_APP, "code=%s embedding provider unavailable, "
-                   "partitions paused: %s", rf_rc_name(rc), err->msg);
+            RF_LOG(RF_LOG_WARN, RF_MOD_APP,
+                   "code=%s embedding provider unavailable, "
+                   "partitions paused: %s",
+                   rf_rc_name(rc), err->msg);
         }
         /* A refused key or a refused request will not heal by itself as quickly as a
          * throttled endpoint: retry those slowly, so the log and the bill stay quiet. */
@@ -157,7 +159,8 @@ static rf_rc with_backpressure(pipeline_t *p, provider_call_fn fn, size_t n, rf_
     if (paused) {
         rf_ingest_consumer_pause(p->consumer, 0);
         if (rc == RF_OK)
-            RF_LOG(RF_LOG_INFO, RF_MOD_APP, "embedding provider answers again, partitions "
+            RF_LOG(RF_LOG_INFO, RF_MOD_APP,
+                   "embedding provider answers again, partitions "
                    "resumed");
     }
     return rc;
@@ -165,8 +168,8 @@ static rf_rc with_backpressure(pipeline_t *p, provider_call_fn fn, size_t n, rf_
 
 static void dead_letter(pipeline_t *p, size_t i, const rf_ingest_msg_t *msg, const char *why)
 {
-    RF_LOG(RF_LOG_WARN, RF_MOD_APP, "topic=%s partition=%d offset=%lld dead letter: %s",
-           msg->topic, (int)msg->partition, (long long)msg->offset, why);
+    RF_LOG(RF_LOG_WARN, RF_MOD_APP, "topic=%s partition=%d offset=%lld dead letter: %s", msg->topic,
+           (int)msg->partition, (long long)msg->offset, why);
     free(p->reasons[i]);
     p->reasons[i] = rf_xstrdup(why);
 }
@@ -352,9 +355,8 @@ static char *embed_status(void *opaque)
         st.backoff_until_ms > rf_mono_ms() ? "true" : "false", (unsigned long long)st.requests,
         (unsigned long long)st.retries, (unsigned long long)st.throttled,
         (unsigned long long)st.timeouts, (unsigned long long)st.errors,
-        (unsigned long long)st.texts, (unsigned long long)st.deduped,
-        (unsigned long long)st.failed, (unsigned long long)st.tokens,
-        (long long)__atomic_load_n(&p->cache_hits, __ATOMIC_RELAXED),
+        (unsigned long long)st.texts, (unsigned long long)st.deduped, (unsigned long long)st.failed,
+        (unsigned long long)st.tokens, (long long)__atomic_load_n(&p->cache_hits, __ATOMIC_RELAXED),
         (long long)__atomic_load_n(&p->cache_misses, __ATOMIC_RELAXED),
         (long long)__atomic_load_n(&p->classify_failed, __ATOMIC_RELAXED));
 }
@@ -375,8 +377,7 @@ static void embed_metrics(void *opaque, rf_buf_t *out)
     metric(out, "ragfeed_embed_retries_total", "counter",
            "Requests repeated after a transient failure.", st.retries);
     metric(out, "ragfeed_embed_throttled_total", "counter", "429 and 503 answers.", st.throttled);
-    metric(out, "ragfeed_embed_timeouts_total", "counter", "Requests that timed out.",
-           st.timeouts);
+    metric(out, "ragfeed_embed_timeouts_total", "counter", "Requests that timed out.", st.timeouts);
     metric(out, "ragfeed_embed_errors_total", "counter",
            "Other transient failures (5xx, connection, malformed body).", st.errors);
     metric(out, "ragfeed_embed_texts_total", "counter", "Texts sent to the provider.", st.texts);
@@ -448,8 +449,7 @@ static void consumer_metrics(void *opaque, rf_buf_t *out)
     pthread_mutex_lock(&p->lag_lock);
     for (size_t i = 0; i < p->lag_cnt; i++)
         rf_buf_printf(out, "ragfeed_consumer_lag{topic=\"%s\",partition=\"%d\"} %lld\n",
-                      p->lag[i].topic, (int)p->lag[i].partition,
-                      (long long)lag_of(p, &p->lag[i]));
+                      p->lag[i].topic, (int)p->lag[i].partition, (long long)lag_of(p, &p->lag[i]));
     pthread_mutex_unlock(&p->lag_lock);
 }
 
@@ -518,8 +518,7 @@ int rf__app_run_pipeline(rf_conf_t *cfg, void (*on_ready)(void *, int), void *op
     so.embed_opaque = &p;
     so.counters = &p.counters;
     p.sections[0] = (rf_serve_section_t){"embed", &p, embed_status, embed_metrics, NULL};
-    p.sections[1] =
-        (rf_serve_section_t){"consumer", &p, consumer_status, consumer_metrics, NULL};
+    p.sections[1] = (rf_serve_section_t){"consumer", &p, consumer_status, consumer_metrics, NULL};
     so.sections = p.sections;
     so.section_cnt = 2;
     if ((rc = rf_serve_start(&so, &p.srv, &err)))
@@ -536,9 +535,9 @@ int rf__app_run_pipeline(rf_conf_t *cfg, void (*on_ready)(void *, int), void *op
 
     while (!rf__app_stop) {
         rf_ingest_batch_clear(&b);
-        rc = rf_ingest_consumer_poll(p.consumer, &b, (size_t)cfg->source_batch_max,
-                                     (int)(cfg->source_batch_ms ? cfg->source_batch_ms : 100),
-                                     &err);
+        rc =
+            rf_ingest_consumer_poll(p.consumer, &b, (size_t)cfg->source_batch_max,
+                                    (int)(cfg->source_batch_ms ? cfg->source_batch_ms : 100), &err);
         if (rc) {
             set_last_error(&p, err.msg);
             RF_LOG(RF_LOG_ERROR, RF_MOD_APP, "code=%s consumer failed: %s", rf_rc_name(rc),
@@ -550,8 +549,7 @@ int rf__app_run_pipeline(rf_conf_t *cfg, void (*on_ready)(void *, int), void *op
             continue;
         if ((rc = process_batch(&p, &b, &err))) {
             set_last_error(&p, err.msg);
-            RF_LOG(RF_LOG_ERROR, RF_MOD_APP, "code=%s batch failed: %s", rf_rc_name(rc),
-                   err.msg);
+            RF_LOG(RF_LOG_ERROR, RF_MOD_APP, "code=%s batch failed: %s", rf_rc_name(rc), err.msg);
             goto fail;
         }
     }

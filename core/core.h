@@ -18,27 +18,27 @@
 
 /* One table: name, retriable flag, message.  Append only; never renumber, the
  * numbers appear in logs, metrics and exit paths. */
-#define RF_ERR_MAP(XX)                                                                     \
-    XX(OK, 0, "success")                                                                   \
-    XX(EINVAL, 0, "invalid argument")                                                      \
-    XX(ECONFIG, 0, "invalid configuration")                                                \
-    XX(ENOMEM, 0, "out of memory")                                                         \
-    XX(EIO, 1, "input/output error")                                                       \
-    XX(ETOOBIG, 0, "value too large")                                                      \
-    XX(EPARSE, 0, "malformed input")                                                       \
-    XX(ENOTFOUND, 0, "not found")                                                          \
-    XX(ECORRUPT, 0, "corrupt state")                                                       \
-    XX(EUNAVAIL, 1, "dependency unavailable")                                              \
-    XX(ETIMEDOUT, 1, "timed out")                                                          \
-    XX(EKAFKA, 1, "kafka error")                                                           \
-    XX(ESTORE, 0, "store error")                                                           \
-    XX(EINDEX, 0, "index error")                                                           \
-    XX(EEMBED, 0, "embedding error")                                                       \
-    XX(EUSAGE, 0, "usage error")                                                           \
-    XX(ENOTIMPL, 0, "not implemented")                                                     \
-    XX(EBUSY, 1, "busy, try again")                                                        \
-    XX(ESTOPPED, 0, "stopped")                                                             \
-    XX(EEXIST, 0, "already exists")                                                        \
+#define RF_ERR_MAP(XX)                                                                             \
+    XX(OK, 0, "success")                                                                           \
+    XX(EINVAL, 0, "invalid argument")                                                              \
+    XX(ECONFIG, 0, "invalid configuration")                                                        \
+    XX(ENOMEM, 0, "out of memory")                                                                 \
+    XX(EIO, 1, "input/output error")                                                               \
+    XX(ETOOBIG, 0, "value too large")                                                              \
+    XX(EPARSE, 0, "malformed input")                                                               \
+    XX(ENOTFOUND, 0, "not found")                                                                  \
+    XX(ECORRUPT, 0, "corrupt state")                                                               \
+    XX(EUNAVAIL, 1, "dependency unavailable")                                                      \
+    XX(ETIMEDOUT, 1, "timed out")                                                                  \
+    XX(EKAFKA, 1, "kafka error")                                                                   \
+    XX(ESTORE, 0, "store error")                                                                   \
+    XX(EINDEX, 0, "index error")                                                                   \
+    XX(EEMBED, 0, "embedding error")                                                               \
+    XX(EUSAGE, 0, "usage error")                                                                   \
+    XX(ENOTIMPL, 0, "not implemented")                                                             \
+    XX(EBUSY, 1, "busy, try again")                                                                \
+    XX(ESTOPPED, 0, "stopped")                                                                     \
+    XX(EEXIST, 0, "already exists")                                                                \
     XX(EAUTH, 0, "not authorised")
 
 typedef enum rf_rc {
@@ -120,9 +120,9 @@ char *rf_buf_take(rf_buf_t *b, size_t *len_out);
 
 /* ==== Time ==== */
 
-int64_t rf_now_ms(void);       /* wall clock, ms since the epoch */
-int64_t rf_mono_ms(void);      /* monotonic clock, ms */
-int64_t rf_mono_us(void);      /* monotonic clock, us */
+int64_t rf_now_ms(void);  /* wall clock, ms since the epoch */
+int64_t rf_mono_ms(void); /* monotonic clock, ms */
+int64_t rf_mono_us(void); /* monotonic clock, us */
 void rf_sleep_ms(int64_t ms);
 
 /* ==== Files ==== */
@@ -147,13 +147,13 @@ typedef enum rf_log_level {
 } rf_log_level;
 
 /* Modules, for per-module debug output (`log.debug = ingest,index`). */
-#define RF_MOD_MAP(XX)                                                                     \
-    XX(CORE, "core")                                                                       \
-    XX(APP, "app")                                                                         \
-    XX(INGEST, "ingest")                                                                   \
-    XX(EMBED, "embed")                                                                     \
-    XX(INDEX, "index")                                                                     \
-    XX(SERVE, "serve")                                                                     \
+#define RF_MOD_MAP(XX)                                                                             \
+    XX(CORE, "core")                                                                               \
+    XX(APP, "app")                                                                                 \
+    XX(INGEST, "ingest")                                                                           \
+    XX(EMBED, "embed")                                                                             \
+    XX(INDEX, "index")                                                                             \
+    XX(SERVE, "serve")                                                                             \
     XX(ICEBERG, "iceberg")
 
 typedef enum rf_mod {
@@ -163,7 +163,7 @@ typedef enum rf_mod {
         RF__MOD_COUNT
 } rf_mod;
 
-extern int rf__log_level;          /* messages above this level are dropped */
+extern int rf__log_level;           /* messages above this level are dropped */
 extern unsigned rf__log_debug_mask; /* modules whose debug lines are kept */
 
 static inline int rf_log_enabled(rf_log_level lvl, rf_mod mod)
@@ -176,10 +176,10 @@ static inline int rf_log_enabled(rf_log_level lvl, rf_mod mod)
 /* The message is "key=value ... free text": leading key=value tokens are fields (values
  * with spaces are double-quoted), the rest is the message.  Arguments are evaluated only
  * when the line is kept.  Never pass secrets or payload bodies. */
-#define RF_LOG(lvl, mod, ...)                                                              \
-    do {                                                                                   \
-        if (rf_log_enabled((lvl), (mod)))                                                  \
-            rf_log_write((lvl), (mod), __VA_ARGS__);                                       \
+#define RF_LOG(lvl, mod, ...)                                                                      \
+    do {                                                                                           \
+        if (rf_log_enabled((lvl), (mod)))                                                          \
+            rf_log_write((lvl), (mod), __VA_ARGS__);                                               \
     } while (0)
 
 void rf_log_write(rf_log_level lvl, rf_mod mod, const char *fmt, ...)
@@ -192,8 +192,7 @@ typedef enum rf_log_format {
 
 /* Configure logging.  debug_modules is a comma list ("ingest,index", "all") or NULL.
  * Returns RF_ECONFIG for an unknown module name. */
-rf_rc rf_log_setup(rf_log_level lvl, rf_log_format fmt, const char *debug_modules,
-                   rf_err_t *err);
+rf_rc rf_log_setup(rf_log_level lvl, rf_log_format fmt, const char *debug_modules, rf_err_t *err);
 /* Where lines go (default stderr); borrowed. */
 void rf_log_set_stream(FILE *fp);
 const char *rf_mod_name(rf_mod mod);

@@ -32,8 +32,7 @@ void rf_log_set_stream(FILE *fp)
     log_stream = fp;
 }
 
-rf_rc rf_log_setup(rf_log_level lvl, rf_log_format fmt, const char *debug_modules,
-                   rf_err_t *err)
+rf_rc rf_log_setup(rf_log_level lvl, rf_log_format fmt, const char *debug_modules, rf_err_t *err)
 {
     unsigned mask = 0;
     if (debug_modules && *debug_modules) {
@@ -84,8 +83,7 @@ static void json_escape(rf_buf_t *b, const char *s, size_t n)
 }
 
 /* Splits the leading key=value tokens of a formatted line into JSON fields. */
-static void format_json(rf_buf_t *b, const char *ts, rf_log_level lvl, rf_mod mod,
-                        const char *line)
+static void format_json(rf_buf_t *b, const char *ts, rf_log_level lvl, rf_mod mod, const char *line)
 {
     const char *p = line;
     rf_buf_printf(b, "{\"ts\":\"%s\",\"level\":\"%s\",\"mod\":\"%s\"", ts, level_names[lvl],
@@ -142,8 +140,7 @@ void rf_log_write(rf_log_level lvl, rf_mod mod, const char *fmt, ...)
     clock_gettime(CLOCK_REALTIME, &now);
     gmtime_r(&now.tv_sec, &tm);
     snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             now.tv_nsec / 1000000);
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, now.tv_nsec / 1000000);
 
     rf_buf_init(&b, 16384);
     if ((unsigned)lvl > RF_LOG_DEBUG)

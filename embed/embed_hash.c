@@ -20,9 +20,9 @@
 /* Very common English words carry little meaning; they get a small weight so that two
  * texts do not look alike merely for sharing "the" and "of". */
 static const char *const stopwords[] = {
-    "a",    "an",   "and",  "are",  "as",   "at",   "be",   "by",   "for", "from",
-    "has",  "in",   "is",   "it",   "its",  "of",   "on",   "or",   "that", "the",
-    "this", "to",   "was",  "were", "will", "with", "which", "can", "not", "you",
+    "a",    "an", "and", "are",  "as",   "at",   "be",    "by",  "for",  "from",
+    "has",  "in", "is",  "it",   "its",  "of",   "on",    "or",  "that", "the",
+    "this", "to", "was", "were", "will", "with", "which", "can", "not",  "you",
 };
 
 static int is_stopword(const char *w, size_t n)

@@ -74,8 +74,7 @@ static void test_log_levels_and_json(void)
     RF_LOG(RF_LOG_ERROR, RF_MOD_APP, "plain message");
     fclose(fp);
     rf_log_set_stream(NULL);
-    RF_CHECK_INT(rf_log_setup(RF_LOG_INFO, RF_LOG_FORMAT_TEXT, "ingest,nosuch", &err),
-                 RF_ECONFIG);
+    RF_CHECK_INT(rf_log_setup(RF_LOG_INFO, RF_LOG_FORMAT_TEXT, "ingest,nosuch", &err), RF_ECONFIG);
     RF_CHECK(strstr(err.msg, "nosuch") != NULL);
     rf_log_setup(RF_LOG_INFO, RF_LOG_FORMAT_TEXT, NULL, NULL);
 
