@@ -1,7 +1,11 @@
-/* app_run.c - `ragfeed run`: wires the stages into one pipeline.
+/* app_run.c - `ragfeed run`: wires the stages into one pipeline on two threads.
  *
- *   consumer (ingest/) -> decode + map (ingest/) -> embed (embed/) -> apply (index/)
- *                                                          \-> HTTP (serve/) reads index/
+ *   main:   consumer (ingest/) -> decode + map (ingest/) -> cache + embed (embed/)
+ *   apply:  one store transaction per batch, then the vector index (index/)
+ *   HTTP threads (serve/) read index/ concurrently.
+ *
+ * Prepared batches pass from the main thread to the apply thread through a ring of
+ * RING slots, in order, so a batch is embedded while the one before it is written.
  *
  * INVARIANT(offsets-with-state): each polled batch becomes one rf_index_apply() that
  * carries the batch's record changes, its dead letters and the next offset of every
@@ -18,6 +22,27 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <string.h>
+
+#define RING 3
+
+/* One polled batch on its way through: the messages (kept alive until applied) and
+ * every per-message array, reused from batch to batch; index i follows message i. */
+typedef struct stage {
+    rf_ingest_batch_t b;
+    int ready; /* prepared, waiting for the apply thread (ring_mu) */
+    rf_event_t *events;
+    int *ev_ok;     /* 1: events[i] holds a decoded event */
+    char **reasons; /* dead-letter reason of message i, or NULL */
+    float *vecs;
+    uint8_t *hashes;
+    rf_embed_item_t *items;
+    size_t *item_msg; /* message index of items[j] */
+    rf_embed_label_t *labels_out;
+    rf_index_op_t *ops;
+    rf_index_dead_t *dead;
+    rf_index_offset_t *offsets;
+    size_t cap, nops, ndead, noffs, skipped;
+} stage_t;
 
 typedef struct pipeline {
     rf_conf_t *cfg;
@@ -42,19 +67,18 @@ typedef struct pipeline {
     size_t lag_cnt;
     int64_t lag_at_ms;
     rf_serve_section_t sections[2]; /* what /v1/status, /metrics and /readyz ask */
-    /* Per-batch scratch, reused across batches; index i follows message i. */
-    rf_event_t *events;
-    int *ev_ok;     /* 1: events[i] holds a decoded event */
-    char **reasons; /* dead-letter reason of message i, or NULL */
-    float *vecs;
-    uint8_t *hashes;
-    rf_embed_item_t *items;
-    size_t *item_msg; /* message index of items[j] */
-    rf_embed_label_t *labels_out;
-    rf_index_op_t *ops;
-    rf_index_dead_t *dead;
-    rf_index_offset_t *offsets;
-    size_t cap;
+    /* The ring: the main thread fills slot `fill`, the apply thread applies slot
+     * `drain`, each in turn; `ring_mu` guards every slot's `ready` flag, `draining`
+     * and `apply_rc`. */
+    stage_t ring[RING];
+    size_t fill, drain;
+    pthread_mutex_t ring_mu;
+    pthread_cond_t ring_cond;
+    int draining;   /* the main thread stops: apply what is ready, then exit */
+    rf_rc apply_rc; /* the apply thread's failure, RF_OK while it runs */
+    rf_err_t apply_err;
+    pthread_t apply_thr;
+    int apply_started;
 } pipeline_t;
 
 static int64_t store_offset(void *opaque, const char *topic, int32_t partition)
@@ -76,22 +100,52 @@ static void set_last_error(pipeline_t *p, const char *msg)
     pthread_mutex_unlock(&p->last_error_lock);
 }
 
-static void scratch_reserve(pipeline_t *p, size_t n)
+static void stage_reserve(stage_t *st, size_t n, int dim)
 {
-    if (n <= p->cap)
+    if (n <= st->cap)
         return;
-    p->events = rf_xrealloc(p->events, n * sizeof(*p->events));
-    p->ev_ok = rf_xrealloc(p->ev_ok, n * sizeof(*p->ev_ok));
-    p->reasons = rf_xrealloc(p->reasons, n * sizeof(*p->reasons));
-    p->vecs = rf_xrealloc(p->vecs, n * (size_t)p->dim * sizeof(float));
-    p->hashes = rf_xrealloc(p->hashes, n * 32);
-    p->items = rf_xrealloc(p->items, n * sizeof(*p->items));
-    p->item_msg = rf_xrealloc(p->item_msg, n * sizeof(*p->item_msg));
-    p->labels_out = rf_xrealloc(p->labels_out, n * sizeof(*p->labels_out));
-    p->ops = rf_xrealloc(p->ops, n * sizeof(*p->ops));
-    p->dead = rf_xrealloc(p->dead, n * sizeof(*p->dead));
-    p->offsets = rf_xrealloc(p->offsets, n * sizeof(*p->offsets));
-    p->cap = n;
+    st->events = rf_xrealloc(st->events, n * sizeof(*st->events));
+    st->ev_ok = rf_xrealloc(st->ev_ok, n * sizeof(*st->ev_ok));
+    st->reasons = rf_xrealloc(st->reasons, n * sizeof(*st->reasons));
+    st->vecs = rf_xrealloc(st->vecs, n * (size_t)dim * sizeof(float));
+    st->hashes = rf_xrealloc(st->hashes, n * 32);
+    st->items = rf_xrealloc(st->items, n * sizeof(*st->items));
+    st->item_msg = rf_xrealloc(st->item_msg, n * sizeof(*st->item_msg));
+    st->labels_out = rf_xrealloc(st->labels_out, n * sizeof(*st->labels_out));
+    st->ops = rf_xrealloc(st->ops, n * sizeof(*st->ops));
+    st->dead = rf_xrealloc(st->dead, n * sizeof(*st->dead));
+    st->offsets = rf_xrealloc(st->offsets, n * sizeof(*st->offsets));
+    st->cap = n;
+}
+
+/* Frees what one batch's events own and releases its messages. */
+static void stage_clear(stage_t *st)
+{
+    for (size_t i = 0; i < st->b.cnt; i++) {
+        if (st->ev_ok[i])
+            rf_event_fini(&st->events[i]);
+        free(st->reasons[i]);
+    }
+    rf_ingest_batch_clear(&st->b);
+    st->nops = st->ndead = st->noffs = st->skipped = 0;
+}
+
+static void stage_fini(stage_t *st)
+{
+    if (st->cap)
+        stage_clear(st);
+    rf_ingest_batch_fini(&st->b);
+    free(st->events);
+    free(st->ev_ok);
+    free(st->reasons);
+    free(st->vecs);
+    free(st->hashes);
+    free(st->items);
+    free(st->item_msg);
+    free(st->labels_out);
+    free(st->ops);
+    free(st->dead);
+    free(st->offsets);
 }
 
 /* Records the next offset of msg's partition; batches keep partition order, so the
@@ -115,24 +169,25 @@ static size_t offsets_note(rf_index_offset_t *offs, size_t n, const rf_ingest_ms
  * once it answers again; a transient failure never becomes a dead letter.  Returns
  * RF_ESTOPPED when asked to stop meanwhile (the batch is then not applied, and is
  * consumed again from the store's offsets at the next start). */
-typedef rf_rc (*provider_call_fn)(pipeline_t *p, size_t n, rf_err_t *err);
+typedef rf_rc (*provider_call_fn)(pipeline_t *p, stage_t *st, size_t n, rf_err_t *err);
 
-static rf_rc call_embed(pipeline_t *p, size_t n, rf_err_t *err)
+static rf_rc call_embed(pipeline_t *p, stage_t *st, size_t n, rf_err_t *err)
 {
-    return rf_embed_run(p->emb, p->items, n, 5000, err);
+    return rf_embed_run(p->emb, st->items, n, 5000, err);
 }
 
-static rf_rc call_classify(pipeline_t *p, size_t n, rf_err_t *err)
+static rf_rc call_classify(pipeline_t *p, stage_t *st, size_t n, rf_err_t *err)
 {
-    return rf_embed_classify(p->emb, p->items, n, p->labels_out, 5000, err);
+    return rf_embed_classify(p->emb, st->items, n, st->labels_out, 5000, err);
 }
 
-static rf_rc with_backpressure(pipeline_t *p, provider_call_fn fn, size_t n, rf_err_t *err)
+static rf_rc with_backpressure(pipeline_t *p, provider_call_fn fn, stage_t *st, size_t n,
+                               rf_err_t *err)
 {
     int paused = 0;
     int64_t wait_ms = 1000;
     rf_rc rc;
-    while ((rc = fn(p, n, err)) != RF_OK) {
+    while ((rc = fn(p, st, n, err)) != RF_OK) {
         if (rc != RF_EUNAVAIL && rc != RF_EAUTH && rc != RF_ECONFIG)
             break;
         set_last_error(p, err->msg);
@@ -166,44 +221,44 @@ static rf_rc with_backpressure(pipeline_t *p, provider_call_fn fn, size_t n, rf_
     return rc;
 }
 
-static void dead_letter(pipeline_t *p, size_t i, const rf_ingest_msg_t *msg, const char *why)
+static void dead_letter(stage_t *st, size_t i, const rf_ingest_msg_t *msg, const char *why)
 {
     RF_LOG(RF_LOG_WARN, RF_MOD_APP, "topic=%s partition=%d offset=%lld dead letter: %s", msg->topic,
            (int)msg->partition, (long long)msg->offset, why);
-    free(p->reasons[i]);
-    p->reasons[i] = rf_xstrdup(why);
+    free(st->reasons[i]);
+    st->reasons[i] = rf_xstrdup(why);
 }
 
-/* Decodes, maps, embeds (cache first) and classifies one polled batch, applies it in one
- * store transaction, then commits the offsets to the group as a courtesy. */
-static rf_rc process_batch(pipeline_t *p, rf_ingest_batch_t *b, rf_err_t *err)
+/* Main thread: decodes, maps, embeds (cache first) and classifies the polled batch in st,
+ * sends its dead letters to the DLQ topic, and leaves st's ops, dead letters and offsets
+ * ready for one store transaction. */
+static rf_rc prepare_batch(pipeline_t *p, stage_t *st, rf_err_t *err)
 {
+    rf_ingest_batch_t *b = &st->b;
     size_t nops = 0, ndead = 0, noffs = 0, nitems = 0, skipped = 0;
-    rf_index_batch_t batch;
     rf_rc rc = RF_OK;
-    int64_t seq = 0;
 
-    scratch_reserve(p, b->cnt);
-    memset(p->ev_ok, 0, b->cnt * sizeof(*p->ev_ok));
-    memset(p->reasons, 0, b->cnt * sizeof(*p->reasons));
+    stage_reserve(st, b->cnt, p->dim);
+    memset(st->ev_ok, 0, b->cnt * sizeof(*st->ev_ok));
+    memset(st->reasons, 0, b->cnt * sizeof(*st->reasons));
 
     /* Decode and map; find each upsert's vector in the cache or queue it for the
      * provider. */
     for (size_t i = 0; i < b->cnt; i++) {
         const rf_ingest_msg_t *msg = &b->msgs[i];
-        rf_event_t *ev = &p->events[i];
+        rf_event_t *ev = &st->events[i];
         rf_err_t derr = {0};
-        noffs = offsets_note(p->offsets, noffs, msg);
+        noffs = offsets_note(st->offsets, noffs, msg);
         if (rf_ingest_decode(p->mapper, msg, ev, &derr)) {
-            dead_letter(p, i, msg, derr.msg);
+            dead_letter(st, i, msg, derr.msg);
             continue;
         }
-        p->ev_ok[i] = 1;
+        st->ev_ok[i] = 1;
         if (ev->op == RF_EVENT_UPSERT) {
             size_t tl = strlen(ev->text);
-            float *vec = p->vecs + i * (size_t)p->dim;
-            uint8_t *h = p->hashes + i * 32;
-            rf_embed_item_t *it = &p->items[nitems];
+            float *vec = st->vecs + i * (size_t)p->dim;
+            uint8_t *h = st->hashes + i * 32;
+            rf_embed_item_t *it = &st->items[nitems];
             rf_embed_content_hash(p->model, p->dim, ev->text, tl, h);
             memset(it, 0, sizeof(*it));
             it->text = ev->text;
@@ -219,43 +274,43 @@ static rf_rc process_batch(pipeline_t *p, rf_ingest_batch_t *b, rf_err_t *err)
                     p->cache_misses++;
                 }
             }
-            p->item_msg[nitems++] = i;
+            st->item_msg[nitems++] = i;
         }
     }
 
-    if (nitems && (rc = with_backpressure(p, call_embed, nitems, err)))
+    if (nitems && (rc = with_backpressure(p, call_embed, st, nitems, err)))
         goto out;
     if (p->label_cnt && nitems) {
-        if ((rc = with_backpressure(p, call_classify, nitems, err)))
+        if ((rc = with_backpressure(p, call_classify, st, nitems, err)))
             goto out;
     }
 
     for (size_t j = 0; j < nitems; j++) {
-        const rf_embed_item_t *it = &p->items[j];
+        const rf_embed_item_t *it = &st->items[j];
         if (it->rc != RF_OK)
-            dead_letter(p, p->item_msg[j], &b->msgs[p->item_msg[j]], it->reason);
+            dead_letter(st, st->item_msg[j], &b->msgs[st->item_msg[j]], it->reason);
     }
 
     for (size_t i = 0, j = 0; i < b->cnt; i++) {
         const rf_ingest_msg_t *msg = &b->msgs[i];
-        rf_event_t *ev = &p->events[i];
+        rf_event_t *ev = &st->events[i];
         rf_index_op_t *op;
         const rf_embed_label_t *lab = NULL;
-        if (p->ev_ok[i] && ev->op == RF_EVENT_UPSERT) {
-            lab = p->label_cnt ? &p->labels_out[j] : NULL;
+        if (st->ev_ok[i] && ev->op == RF_EVENT_UPSERT) {
+            lab = p->label_cnt ? &st->labels_out[j] : NULL;
             j++;
         }
-        if (p->reasons[i]) {
-            rf_index_dead_t *d = &p->dead[ndead++];
+        if (st->reasons[i]) {
+            rf_index_dead_t *d = &st->dead[ndead++];
             d->topic = msg->topic;
             d->partition = msg->partition;
             d->offset = msg->offset;
             d->key = msg->key;
             d->value = msg->value;
-            d->reason = p->reasons[i];
+            d->reason = st->reasons[i];
             /* The Kafka dead-letter topic gets it before the store commits, so a crash
              * in between can repeat a DLQ message, never lose one. */
-            if ((rc = rf_ingest_dlq_send(p->consumer, msg, p->reasons[i], err)))
+            if ((rc = rf_ingest_dlq_send(p->consumer, msg, st->reasons[i], err)))
                 goto out;
             continue;
         }
@@ -263,7 +318,7 @@ static rf_rc process_batch(pipeline_t *p, rf_ingest_batch_t *b, rf_err_t *err)
             skipped++;
             continue;
         }
-        op = &p->ops[nops++];
+        op = &st->ops[nops++];
         memset(op, 0, sizeof(*op));
         op->id = ev->id;
         op->source = ev->source;
@@ -278,8 +333,8 @@ static rf_rc process_batch(pipeline_t *p, rf_ingest_batch_t *b, rf_err_t *err)
             op->text = ev->text;
             op->metadata_json = ev->metadata_json;
             op->tenant = ev->tenant;
-            op->vec = p->vecs + i * (size_t)p->dim;
-            op->content_hash = p->hashes + i * 32;
+            op->vec = st->vecs + i * (size_t)p->dim;
+            op->content_hash = st->hashes + i * 32;
             if (lab && lab->ok) {
                 op->label = p->labels[lab->label];
                 op->label_score = lab->score;
@@ -297,45 +352,85 @@ static rf_rc process_batch(pipeline_t *p, rf_ingest_batch_t *b, rf_err_t *err)
         }
     }
 
-    batch.ops = p->ops;
-    batch.op_cnt = nops;
-    batch.dead = p->dead;
-    batch.dead_cnt = ndead;
-    batch.offsets = p->offsets;
-    batch.offset_cnt = noffs;
-    rc = rf_index_apply(p->ix, &batch, &seq, err);
-    if (rc)
-        goto out;
+    st->nops = nops;
+    st->ndead = ndead;
+    st->noffs = noffs;
+    st->skipped = skipped;
+out:
+    return rc;
+}
 
-    __atomic_add_fetch(&p->counters.events_consumed, (int64_t)b->cnt, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&p->counters.events_applied, (int64_t)nops, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&p->counters.events_dead, (int64_t)ndead, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&p->counters.events_skipped, (int64_t)skipped, __ATOMIC_RELAXED);
+/* Apply thread: one store transaction for the prepared batch, the counters, and the
+ * offsets committed to the group as a courtesy. */
+static rf_rc apply_stage(pipeline_t *p, stage_t *st, rf_err_t *err)
+{
+    rf_index_batch_t batch;
+    int64_t seq = 0;
+    rf_rc rc;
+
+    batch.ops = st->ops;
+    batch.op_cnt = st->nops;
+    batch.dead = st->dead;
+    batch.dead_cnt = st->ndead;
+    batch.offsets = st->offsets;
+    batch.offset_cnt = st->noffs;
+    if ((rc = rf_index_apply(p->ix, &batch, &seq, err)))
+        return rc;
+
+    __atomic_add_fetch(&p->counters.events_consumed, (int64_t)st->b.cnt, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&p->counters.events_applied, (int64_t)st->nops, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&p->counters.events_dead, (int64_t)st->ndead, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&p->counters.events_skipped, (int64_t)st->skipped, __ATOMIC_RELAXED);
     __atomic_add_fetch(&p->counters.batches_applied, 1, __ATOMIC_RELAXED);
     RF_LOG(RF_LOG_DEBUG, RF_MOD_APP, "seq=%lld events=%zu applied=%zu dead=%zu batch applied",
-           (long long)seq, b->cnt, nops, ndead);
+           (long long)seq, st->b.cnt, st->nops, st->ndead);
 
     {
-        const char **topics = rf_xmalloc((noffs + 1) * sizeof(*topics));
-        int32_t *parts = rf_xmalloc((noffs + 1) * sizeof(*parts));
-        int64_t *nexts = rf_xmalloc((noffs + 1) * sizeof(*nexts));
-        for (size_t i = 0; i < noffs; i++) {
-            topics[i] = p->offsets[i].topic;
-            parts[i] = p->offsets[i].partition;
-            nexts[i] = p->offsets[i].next_offset;
+        const char **topics = rf_xmalloc((st->noffs + 1) * sizeof(*topics));
+        int32_t *parts = rf_xmalloc((st->noffs + 1) * sizeof(*parts));
+        int64_t *nexts = rf_xmalloc((st->noffs + 1) * sizeof(*nexts));
+        for (size_t i = 0; i < st->noffs; i++) {
+            topics[i] = st->offsets[i].topic;
+            parts[i] = st->offsets[i].partition;
+            nexts[i] = st->offsets[i].next_offset;
         }
-        rf_ingest_consumer_commit(p->consumer, topics, parts, nexts, noffs);
+        rf_ingest_consumer_commit(p->consumer, topics, parts, nexts, st->noffs);
         free(topics);
         free(parts);
         free(nexts);
     }
-out:
-    for (size_t i = 0; i < b->cnt; i++) {
-        if (p->ev_ok[i])
-            rf_event_fini(&p->events[i]);
-        free(p->reasons[i]);
+    return RF_OK;
+}
+
+/* The apply thread: applies ready slots in ring order until told to drain and nothing
+ * is left, or until a batch fails (the main thread then stops). */
+static void *apply_main(void *arg)
+{
+    pipeline_t *p = arg;
+    for (;;) {
+        stage_t *st = &p->ring[p->drain];
+        rf_rc rc;
+        pthread_mutex_lock(&p->ring_mu);
+        while (!st->ready && !p->draining)
+            pthread_cond_wait(&p->ring_cond, &p->ring_mu);
+        if (!st->ready) {
+            pthread_mutex_unlock(&p->ring_mu);
+            break;
+        }
+        pthread_mutex_unlock(&p->ring_mu);
+        rc = apply_stage(p, st, &p->apply_err);
+        stage_clear(st);
+        pthread_mutex_lock(&p->ring_mu);
+        st->ready = 0;
+        if (rc)
+            p->apply_rc = rc;
+        pthread_cond_broadcast(&p->ring_cond);
+        pthread_mutex_unlock(&p->ring_mu);
+        if (rc)
+            break;
+        p->drain = (p->drain + 1) % RING;
     }
-    return rc;
+    return NULL;
 }
 
 /* ==== What the pipeline reports through the HTTP API ==== */
@@ -453,26 +548,56 @@ static void consumer_metrics(void *opaque, rf_buf_t *out)
     pthread_mutex_unlock(&p->lag_lock);
 }
 
+/* Lets the apply thread finish what is ready and waits for it. */
+static void apply_stop(pipeline_t *p)
+{
+    if (!p->apply_started)
+        return;
+    pthread_mutex_lock(&p->ring_mu);
+    p->draining = 1;
+    pthread_cond_broadcast(&p->ring_cond);
+    pthread_mutex_unlock(&p->ring_mu);
+    pthread_join(p->apply_thr, NULL);
+    p->apply_started = 0;
+}
+
 static void pipeline_fini(pipeline_t *p)
 {
+    apply_stop(p);
+    for (size_t i = 0; i < RING; i++)
+        stage_fini(&p->ring[i]);
     rf_ingest_consumer_free(p->consumer);
     rf_serve_stop(p->srv);
     rf_index_close(p->ix);
     rf_ingest_mapper_free(p->mapper);
     rf_embed_free(p->emb);
-    free(p->events);
-    free(p->ev_ok);
-    free(p->reasons);
-    free(p->vecs);
-    free(p->hashes);
-    free(p->items);
-    free(p->item_msg);
-    free(p->labels_out);
-    free(p->ops);
-    free(p->dead);
-    free(p->offsets);
     pthread_mutex_destroy(&p->last_error_lock);
     pthread_mutex_destroy(&p->lag_lock);
+    pthread_mutex_destroy(&p->ring_mu);
+    pthread_cond_destroy(&p->ring_cond);
+}
+
+/* Main thread: waits until slot st is free again; returns the apply thread's failure. */
+static rf_rc slot_wait(pipeline_t *p, stage_t *st, rf_err_t *err)
+{
+    rf_rc rc;
+    pthread_mutex_lock(&p->ring_mu);
+    while (st->ready && !p->apply_rc)
+        pthread_cond_wait(&p->ring_cond, &p->ring_mu);
+    rc = p->apply_rc;
+    if (rc)
+        *err = p->apply_err;
+    pthread_mutex_unlock(&p->ring_mu);
+    return rc;
+}
+
+static void slot_publish(pipeline_t *p, stage_t *st)
+{
+    pthread_mutex_lock(&p->ring_mu);
+    st->ready = 1;
+    pthread_cond_broadcast(&p->ring_cond);
+    pthread_mutex_unlock(&p->ring_mu);
+    p->fill = (p->fill + 1) % RING;
 }
 
 int rf__app_run_pipeline(rf_conf_t *cfg, void (*on_ready)(void *, int), void *opaque)
@@ -481,17 +606,19 @@ int rf__app_run_pipeline(rf_conf_t *cfg, void (*on_ready)(void *, int), void *op
     rf_err_t err = {0};
     rf_index_opts_t io;
     rf_serve_opts_t so;
-    rf_ingest_batch_t b;
     rf_rc rc;
     int code = RF_EXIT_OK;
 
     memset(&p, 0, sizeof(p));
     pthread_mutex_init(&p.last_error_lock, NULL);
     pthread_mutex_init(&p.lag_lock, NULL);
+    pthread_mutex_init(&p.ring_mu, NULL);
+    pthread_cond_init(&p.ring_cond, NULL);
+    for (size_t i = 0; i < RING; i++)
+        rf_ingest_batch_init(&p.ring[i].b);
     p.cfg = cfg;
     p.dim = (int)cfg->embed_dim;
     p.counters.last_error_lock = &p.last_error_lock;
-    rf_ingest_batch_init(&b);
 
     memset(&io, 0, sizeof(io));
     io.dir = cfg->state_dir;
@@ -533,34 +660,54 @@ int rf__app_run_pipeline(rf_conf_t *cfg, void (*on_ready)(void *, int), void *op
     if (on_ready)
         on_ready(opaque, rf_serve_port(p.srv));
 
+    if (pthread_create(&p.apply_thr, NULL, apply_main, &p)) {
+        rc = rf_err_sys(&err, RF_EIO, "start the apply thread");
+        goto fail;
+    }
+    p.apply_started = 1;
+
     while (!rf__app_stop) {
-        rf_ingest_batch_clear(&b);
+        stage_t *st = &p.ring[p.fill];
+        if ((rc = slot_wait(&p, st, &err))) {
+            RF_LOG(RF_LOG_ERROR, RF_MOD_APP, "code=%s batch failed: %s", rf_rc_name(rc), err.msg);
+            goto fail;
+        }
         rc =
-            rf_ingest_consumer_poll(p.consumer, &b, (size_t)cfg->source_batch_max,
+            rf_ingest_consumer_poll(p.consumer, &st->b, (size_t)cfg->source_batch_max,
                                     (int)(cfg->source_batch_ms ? cfg->source_batch_ms : 100), &err);
         if (rc) {
-            set_last_error(&p, err.msg);
             RF_LOG(RF_LOG_ERROR, RF_MOD_APP, "code=%s consumer failed: %s", rf_rc_name(rc),
                    err.msg);
             goto fail;
         }
         lag_refresh(&p);
-        if (!b.cnt)
+        if (!st->b.cnt)
             continue;
-        if ((rc = process_batch(&p, &b, &err))) {
-            set_last_error(&p, err.msg);
+        if ((rc = prepare_batch(&p, st, &err))) {
+            stage_clear(st);
+            if (rc == RF_ESTOPPED)
+                break;
             RF_LOG(RF_LOG_ERROR, RF_MOD_APP, "code=%s batch failed: %s", rf_rc_name(rc), err.msg);
             goto fail;
         }
+        slot_publish(&p, st);
+    }
+    /* What is prepared is applied before the stop: it is complete, and applying it saves
+     * consuming it again at the next start. */
+    apply_stop(&p);
+    if ((rc = p.apply_rc)) {
+        err = p.apply_err;
+        goto fail;
     }
     RF_LOG(RF_LOG_INFO, RF_MOD_APP, "seq=%lld stopping", (long long)rf_index_seq(p.ix));
     goto out;
 fail:
-    if (err.msg[0])
+    if (err.msg[0]) {
+        set_last_error(&p, err.msg);
         fprintf(stderr, "ragfeed run: %s\n", err.msg);
+    }
     code = rf__app_exit_for(rc);
 out:
-    rf_ingest_batch_fini(&b);
     pipeline_fini(&p);
     return code;
 }

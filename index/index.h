@@ -209,7 +209,8 @@ int64_t rf_index_dead_count(rf_index_t *ix);
 
 /* The stored vector of any current record whose content hash (BLAKE2b over model, dim
  * and normalised text) equals hash: the embedding cache, so an unchanged text is never
- * embedded twice.  RF_OK and out[dim] filled, or RF_ENOTFOUND.  Writer thread. */
+ * embedded twice.  RF_OK and out[dim] filled, or RF_ENOTFOUND.  Any thread (it reads
+ * through a read connection, beside the writer). */
 rf_rc rf_index_vector_by_hash(rf_index_t *ix, const uint8_t hash[32], float *out, rf_err_t *err);
 
 /* Writes a checkpoint now (synchronously, for tests and clean stops). Writer thread. */

@@ -61,7 +61,6 @@ enum {
     RF__W_DEAD_INSERT,
     RF__W_OFF_UPSERT,
     RF__W_META_SET,
-    RF__W_BY_HASH,
     RF__W_COUNT
 };
 

@@ -158,7 +158,6 @@ static const char *const wsql[RF__W_COUNT] = {
     [RF__W_COMMIT] = "COMMIT",
     [RF__W_ROLLBACK] = "ROLLBACK",
     [RF__W_REC_LOOKUP] = "SELECT vid, source, tenant FROM records WHERE id = ?1",
-    [RF__W_BY_HASH] = "SELECT vector FROM records WHERE content_hash = ?1 AND dim = ?2 LIMIT 1",
     [RF__W_REC_INSERT] =
         "INSERT INTO records (vid, id, source, text, metadata, tenant, vector, dim, model,"
         " content_hash, label, label_score, event_time_ms, source_pos, topic, \"partition\","
@@ -1013,12 +1012,25 @@ static json_t *record_json(sqlite3_stmt *st)
 
 rf_rc rf_index_vector_by_hash(rf_index_t *ix, const uint8_t hash[32], float *out, rf_err_t *err)
 {
-    sqlite3_stmt *st;
+    rf__index_rconn_t *c = NULL;
+    sqlite3_stmt *st = NULL;
     rf_rc rc = RF_ENOTFOUND;
-    int src;
+    int src, broken = 0;
     if (!ix || !hash || !out)
         return rf_err_set(err, RF_EINVAL, "rf_index_vector_by_hash: NULL argument");
-    st = ix->wst[RF__W_BY_HASH];
+    /* A read connection, so that the lookup can run beside the writer's transaction. */
+    if ((rc = rf__index_rconn_get(ix, &c, err)))
+        return rc;
+    rc = RF_ENOTFOUND;
+    src = sqlite3_prepare_v2(c->db,
+                             "SELECT vector FROM records WHERE content_hash = ?1 AND dim = ?2 "
+                             "LIMIT 1",
+                             -1, &st, NULL);
+    if (src != SQLITE_OK) {
+        rc = db_fail(c->db, src, err, "prepare the content-hash lookup");
+        broken = 1;
+        goto out;
+    }
     sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, ix->dim);
     src = sqlite3_step(st);
@@ -1030,10 +1042,12 @@ rf_rc rf_index_vector_by_hash(rf_index_t *ix, const uint8_t hash[32], float *out
             rc = RF_OK;
         }
     } else if (src != SQLITE_DONE) {
-        rc = db_fail(ix->wdb, src, err, "look up vector by content hash");
+        rc = db_fail(c->db, src, err, "look up vector by content hash");
+        broken = 1;
     }
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
+out:
+    sqlite3_finalize(st);
+    rf__index_rconn_put(ix, c, broken);
     return rc;
 }
 
