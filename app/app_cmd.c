@@ -66,13 +66,50 @@ const rf_app_cmd_t rf__app_cmds[] = {
      "re-embed every record into a new model generation (not available in this version)",
      "Batch re-embedding into a new model generation. Not available in this version.\n",
      rf__app_cmd_reembed},
-    {"history", "ragfeed history snapshots|record ID|scan",
-     "audit queries over the Iceberg history table (not available in this version)",
-     "Audit queries over the Iceberg table. Not available in this version.\n",
+    {"history",
+     "ragfeed history [-c FILE] [--set KEY=VALUE]... snapshots | record ID | scan [--as-of TIME "
+     "| --snapshot ID] | expire --older-than DURATION|TIME | gc [--grace DURATION] | compact "
+     "| export",
+     "audit queries and maintenance of the Iceberg history table",
+     "Reads the Iceberg table that `ragfeed run` fills with every change it applied\n"
+     "(iceberg.table under iceberg.warehouse, catalog iceberg.catalog). Queries print JSON\n"
+     "lines on stdout.\n\n"
+     "  snapshots            every snapshot: id, time, parent, operation, rows added and in\n"
+     "                       total, ragfeed.seq and the Kafka offsets it corresponds to\n"
+     "  record ID            every version of one record, oldest first: op, times, label,\n"
+     "                       model, text, metadata and its Kafka position\n"
+     "  scan                 every row of the current snapshot, or of the one given by\n"
+     "                       --snapshot ID or current at --as-of TIME (ISO-8601 or epoch ms)\n"
+     "  expire               remove snapshots older than --older-than (a duration such as 7d\n"
+     "                       or a time), keeping the current one and --retain-last N (1),\n"
+     "                       and delete the files only they used\n"
+     "  gc                   delete files under the table's location that no snapshot uses\n"
+     "                       and that are older than --grace (default 1d; files of a commit\n"
+     "                       in flight are younger); --dry-run only counts them\n"
+     "  compact              rewrite small data files of each day into files of up to\n"
+     "                       --target-size (default iceberg.target.file.size) in one\n"
+     "                       `replace` snapshot; rows are unchanged\n"
+     "  export               export the store's changelog up to its current seq now, as\n"
+     "                       `ragfeed run` does on its timer, then exit\n"
+     "\nOptions:\n" CONF_OPTS
+     "      --vectors         record, scan: include the vector column\n"
+     "\nExit codes: 2 usage, 3 bad configuration, 4 no catalog or table (nothing exported\n"
+     "yet), 1 other failures.\n",
      rf__app_cmd_history},
-    {"keys", "ragfeed keys create|list|revoke",
-     "API keys with tenant scopes for the HTTP API (not available in this version)",
-     "API key management. Not available in this version.\n", rf__app_cmd_keys},
+    {"keys", "ragfeed keys create [--tenant T] [--admin] | list | revoke ID",
+     "API keys with tenant scopes for the HTTP API",
+     "Manages the API keys that `serve.auth = keys` requires (clients send\n"
+     "`Authorization: Bearer KEY`). Keys are stored hashed in <state.dir>/keys.db; a running\n"
+     "server picks up changes within a second, so a revocation needs no restart.\n\n"
+     "  create [--tenant T] [--admin]  make a key and print it alone on the first line of\n"
+     "                                 stdout; it is never shown again. --tenant limits it to\n"
+     "                                 tenant T's records; --admin also allows /v1/status and\n"
+     "                                 /metrics\n"
+     "  list                           print every key's id, prefix, tenant, rights, creation\n"
+     "                                 and revocation times (never the keys)\n"
+     "  revoke ID                      revoke a key by its id (or its printed prefix)\n"
+     "\nOptions:\n" CONF_OPTS,
+     rf__app_cmd_keys},
     {"config", "ragfeed config check [FILE] | dump [--effective] | doc [-o FILE]",
      "check, show or document the configuration",
      "  check [FILE]        validate FILE (or the -c/--set/environment configuration);\n"
@@ -214,16 +251,6 @@ int rf__app_cmd_reembed(int argc, char **argv)
     if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")))
         return rf__app_cmd_help(argv[0]);
     return not_available(argv[0]);
-}
-
-int rf__app_cmd_history(int argc, char **argv)
-{
-    return rf__app_cmd_reembed(argc, argv);
-}
-
-int rf__app_cmd_keys(int argc, char **argv)
-{
-    return rf__app_cmd_reembed(argc, argv);
 }
 
 int rf_app_main(int argc, char **argv)

@@ -238,6 +238,8 @@ static rf_rc prepare_batch(pipeline_t *p, stage_t *st, rf_err_t *err)
     size_t nops = 0, ndead = 0, noffs = 0, nitems = 0, skipped = 0;
     rf_rc rc = RF_OK;
 
+    int64_t t_consumed = rf_now_ms(), t_embedded;
+
     stage_reserve(st, b->cnt, p->dim);
     memset(st->ev_ok, 0, b->cnt * sizeof(*st->ev_ok));
     memset(st->reasons, 0, b->cnt * sizeof(*st->reasons));
@@ -254,6 +256,9 @@ static rf_rc prepare_batch(pipeline_t *p, stage_t *st, rf_err_t *err)
             continue;
         }
         st->ev_ok[i] = 1;
+        if (ev->event_time_ms > 0)
+            rf_serve_freshness_observe(p->srv, RF_SERVE_STAGE_CONSUMED,
+                                       t_consumed - ev->event_time_ms);
         if (ev->op == RF_EVENT_UPSERT) {
             size_t tl = strlen(ev->text);
             float *vec = st->vecs + i * (size_t)p->dim;
@@ -285,8 +290,13 @@ static rf_rc prepare_batch(pipeline_t *p, stage_t *st, rf_err_t *err)
             goto out;
     }
 
+    t_embedded = rf_now_ms();
     for (size_t j = 0; j < nitems; j++) {
         const rf_embed_item_t *it = &st->items[j];
+        const rf_event_t *ev = &st->events[st->item_msg[j]];
+        if (it->rc == RF_OK && ev->event_time_ms > 0)
+            rf_serve_freshness_observe(p->srv, RF_SERVE_STAGE_EMBEDDED,
+                                       t_embedded - ev->event_time_ms);
         if (it->rc != RF_OK)
             dead_letter(st, st->item_msg[j], &b->msgs[st->item_msg[j]], it->reason);
     }
@@ -377,6 +387,19 @@ static rf_rc apply_stage(pipeline_t *p, stage_t *st, rf_err_t *err)
     if ((rc = rf_index_apply(p->ix, &batch, &seq, err)))
         return rc;
 
+    {
+        int64_t now = rf_now_ms();
+        for (size_t i = 0; i < st->nops; i++)
+            if (st->ops[i].event_time_ms > 0)
+                rf_serve_freshness_observe(p->srv, RF_SERVE_STAGE_APPLIED,
+                                           now - st->ops[i].event_time_ms);
+        for (size_t i = 0; i < st->b.cnt; i++)
+            rf_serve_events_count(p->srv, st->b.msgs[i].topic, RF_SERVE_EVENTS_CONSUMED, 1);
+        for (size_t i = 0; i < st->nops; i++)
+            rf_serve_events_count(p->srv, st->ops[i].topic, RF_SERVE_EVENTS_APPLIED, 1);
+        for (size_t i = 0; i < st->ndead; i++)
+            rf_serve_events_count(p->srv, st->dead[i].topic, RF_SERVE_EVENTS_DEAD, 1);
+    }
     __atomic_add_fetch(&p->counters.events_consumed, (int64_t)st->b.cnt, __ATOMIC_RELAXED);
     __atomic_add_fetch(&p->counters.events_applied, (int64_t)st->nops, __ATOMIC_RELAXED);
     __atomic_add_fetch(&p->counters.events_dead, (int64_t)st->ndead, __ATOMIC_RELAXED);
@@ -606,6 +629,7 @@ int rf__app_run_pipeline(rf_conf_t *cfg, void (*on_ready)(void *, int), void *op
     rf_err_t err = {0};
     rf_index_opts_t io;
     rf_serve_opts_t so;
+    char *keys_path = rf_xasprintf("%s/keys.db", cfg->state_dir);
     rf_rc rc;
     int code = RF_EXIT_OK;
 
@@ -644,6 +668,12 @@ int rf__app_run_pipeline(rf_conf_t *cfg, void (*on_ready)(void *, int), void *op
     so.embed = embed_query;
     so.embed_opaque = &p;
     so.counters = &p.counters;
+    so.auth = cfg->serve_auth;
+    so.keys_path = keys_path;
+    so.max_wait_ms = cfg->serve_max_wait_ms;
+    so.max_connections = (int)cfg->serve_max_connections;
+    so.rate_per_key = cfg->serve_rate_per_key;
+    so.rate_burst = (int)cfg->serve_rate_burst;
     p.sections[0] = (rf_serve_section_t){"embed", &p, embed_status, embed_metrics, NULL};
     p.sections[1] = (rf_serve_section_t){"consumer", &p, consumer_status, consumer_metrics, NULL};
     so.sections = p.sections;
@@ -709,6 +739,7 @@ fail:
     code = rf__app_exit_for(rc);
 out:
     pipeline_fini(&p);
+    free(keys_path);
     return code;
 }
 

@@ -1,49 +1,79 @@
-/* bench_index.c - measures index/: apply throughput (batches of 1000 x 384 dims),
- * flat search latency at 100k x 384, checkpoint write time and recovery time (from a
- * checkpoint, with a changelog replay, and a full rebuild from the store).
+/* bench_index.c - the vector index at scale, on synthetic clustered unit vectors (384
+ * dims by default): apply rate, the background HNSW build, search QPS and p50/p99 through
+ * rf_index_query against raw FAISS on the same HNSW index and queries, recall@10 (plain and
+ * with a 1% selective metadata filter), search p99 while ingesting a target rate of upserts
+ * against idle, time to ready after a restart, and memory per record.
  *
- * Usage: bench_index [records (default 100000)] [dir (default a new one under $TMPDIR)]
+ * Usage: bench_index [--n N] [--dim D] [--queries Q] [--ef EF] [--segment-size S]
+ *                    [--factory F] [--ingest-rate R] [--ingest-secs T] [--dir DIR]
+ * Defaults: 1000000 vectors of 384 dims, 200 queries, segment size N (one HNSW segment, so
+ * "the same index" is one FAISS index), 10000 upserts/s for 10 s.  efSearch is swept from
+ * --ef (default 32) up on the built index; the table uses the smallest value whose recall@10
+ * reaches 0.95.
+ * Data: 1000 cluster centres (N(0,1) per dimension); a vector is a centre plus a variation
+ * of intrinsic dimension 24 plus small noise, normalised; metadata {"cat":"c<i % 100>"}.
  * Prints one table; every number is wall time on this machine.
  */
 #include "index/index.h"
 
 #include <dirent.h>
+#include <math.h>
+#include <omp.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "index/index_int.h"
 
-#define DIM   384
-#define BATCH 1000
+#define BATCH    1000
+#define K        10
+#define CLUSTERS 1000
+#define CATS     100 /* metadata "cat" takes CATS values: one is a 1% filter */
+#define LATENT   24  /* intrinsic dimension of the variation around a cluster centre */
 
-static uint64_t rng_state = 12345;
+static int dim = 384;
 
-static uint64_t rnd(void)
+static uint64_t rnd(uint64_t *s)
 {
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
 }
 
-static void vec_rand(float *v)
+static double gauss(uint64_t *s)
 {
-    double n = 0;
-    for (int i = 0; i < DIM; i++) {
-        v[i] = (float)((double)(rnd() >> 11) / 9007199254740992.0 - 0.5);
-        n += (double)v[i] * v[i];
-    }
-    for (int i = 0; i < DIM; i++)
-        v[i] = (float)(v[i] / __builtin_sqrt(n));
+    double u = ((double)(rnd(s) >> 11) + 0.5) / 9007199254740992.0;
+    double v = ((double)(rnd(s) >> 11) + 0.5) / 9007199254740992.0;
+    return sqrt(-2 * log(u)) * cos(2 * M_PI * v);
 }
 
-static int cmp_i64(const void *a, const void *b)
+static float *centroids, *basis;
+
+/* Vector `i` of version `ver`: a cluster centre, a variation in a LATENT-dimensional
+ * subspace shared by all clusters, and a little isotropic noise, unit length.  Embeddings
+ * of text have this shape (a low intrinsic dimension); isotropic noise in all 384
+ * dimensions would make every point of a cluster nearly equidistant from the others. */
+static void vec_make(uint64_t i, uint64_t ver, float *out)
 {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
+    uint64_t s = i * 0x100000001b3ull + ver * 0x51ed27ull + 7;
+    const float *c = centroids + (rnd(&s) % CLUSTERS) * (size_t)dim;
+    double z[LATENT], n = 0;
+    for (int l = 0; l < LATENT; l++)
+        z[l] = gauss(&s);
+    for (int d = 0; d < dim; d++) {
+        double v = c[d] + 0.05 * gauss(&s);
+        for (int l = 0; l < LATENT; l++)
+            v += 0.15 * z[l] * basis[(size_t)l * (size_t)dim + (size_t)d];
+        out[d] = (float)v;
+        n += v * v;
+    }
+    n = sqrt(n);
+    for (int d = 0; d < dim; d++)
+        out[d] = (float)(out[d] / n);
 }
 
 static void die(const char *what, const rf_err_t *err)
@@ -52,13 +82,24 @@ static void die(const char *what, const rf_err_t *err)
     exit(1);
 }
 
-/* Applies records [from, to) (ids "b:<n>", version ver) in batches of BATCH. */
-static double load(rf_index_t *ix, int from, int to, int ver)
+static int cmp_i64(const void *a, const void *b)
 {
-    static float vecs[BATCH][DIM];
-    static char ids[BATCH][24], texts[BATCH][64];
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static double pct(int64_t *lat, int n, double p)
+{
+    qsort(lat, (size_t)n, sizeof(*lat), cmp_i64);
+    return (double)lat[(int)((n - 1) * p)] / 1000.0;
+}
+
+/* Upserts ids [from, to) as version ver, in batches of BATCH; keeps vectors in all. */
+static void load(rf_index_t *ix, int from, int to, int ver, float *all)
+{
+    static char ids[BATCH][24], texts[BATCH][64], meta[BATCH][48];
     rf_index_op_t ops[BATCH];
-    int64_t t0 = rf_mono_us();
+    float *vecs = rf_xmalloc((size_t)BATCH * (size_t)dim * sizeof(float));
     rf_err_t err;
     for (int base = from; base < to; base += BATCH) {
         int n = to - base < BATCH ? to - base : BATCH;
@@ -66,15 +107,18 @@ static double load(rf_index_t *ix, int from, int to, int ver)
         rf_index_batch_t b = {ops, (size_t)n, NULL, 0, &off, 1};
         memset(ops, 0, sizeof(ops));
         for (int i = 0; i < n; i++) {
+            float *v =
+                all ? all + (size_t)(base + i) * (size_t)dim : vecs + (size_t)i * (size_t)dim;
+            vec_make((uint64_t)(base + i), (uint64_t)ver, v);
             snprintf(ids[i], sizeof(ids[i]), "b:%d", base + i);
-            snprintf(texts[i], sizeof(texts[i]), "record %d version %d with some text", base + i,
-                     ver);
-            vec_rand(vecs[i]);
+            snprintf(texts[i], sizeof(texts[i]), "record %d version %d", base + i, ver);
+            snprintf(meta[i], sizeof(meta[i]), "{\"cat\":\"c%d\"}", (base + i) % CATS);
             ops[i].kind = RF_INDEX_UPSERT;
             ops[i].id = ids[i];
             ops[i].source = "b";
             ops[i].text = texts[i];
-            ops[i].vec = vecs[i];
+            ops[i].metadata_json = meta[i];
+            ops[i].vec = v;
             ops[i].model = "bench";
             ops[i].topic = "bench";
             ops[i].offset = base + i;
@@ -82,15 +126,216 @@ static double load(rf_index_t *ix, int from, int to, int ver)
         if (rf_index_apply(ix, &b, NULL, &err))
             die("apply", &err);
     }
-    return (double)(rf_mono_us() - t0) / 1e6;
+    free(vecs);
 }
 
-static void rm_ckpts(const char *dir)
+/* Exact top-K ids (record numbers) of q over all[0..n), restricted to cat when >= 0. */
+static void truth(const float *all, int n, const float *q, int cat, int *out)
+{
+    float best[K];
+    int cnt = 0;
+    for (int i = 0; i < n; i++) {
+        float s;
+        int j;
+        if (cat >= 0 && i % CATS != cat)
+            continue;
+        s = rf__index_dot(q, all + (size_t)i * (size_t)dim, dim);
+        if (cnt == K && s <= best[K - 1])
+            continue;
+        j = cnt < K ? cnt++ : K - 1;
+        while (j > 0 && best[j - 1] < s) {
+            best[j] = best[j - 1];
+            out[j] = out[j - 1];
+            j--;
+        }
+        best[j] = s;
+        out[j] = i;
+    }
+}
+
+static int hits_found(const rf_index_results_t *res, const int *gt)
+{
+    int f = 0;
+    for (size_t i = 0; i < res->cnt; i++) {
+        int id = (int)strtol(res->hits[i].id + 2, NULL, 10);
+        for (int j = 0; j < K; j++)
+            f += gt[j] == id;
+    }
+    return f;
+}
+
+typedef struct srun {
+    double p50, p99, qps, recall;
+} srun_t;
+
+/* Searches every query through rf_index_query (cat >= 0: filter cat == c<cat>). */
+static srun_t search_run(rf_index_t *ix, const float *qs, int nq, const int *gt, int cat)
+{
+    int64_t *lat = rf_xmalloc((size_t)nq * sizeof(*lat)), t0 = rf_mono_us();
+    srun_t r = {0};
+    long found = 0;
+    char val[16];
+    const char *vals[1] = {val};
+    rf_index_cond_t c = {.field = "cat", .kind = RF_INDEX_COND_EQ, .values = vals, .value_cnt = 1};
+    rf_index_filter_t f = {.conds = &c, .cond_cnt = 1};
+    snprintf(val, sizeof(val), "\"c%d\"", cat);
+    for (int i = 0; i < nq; i++) {
+        rf_index_query_t q = {qs + (size_t)i * (size_t)dim, K, cat >= 0 ? &f : NULL, -2};
+        rf_index_results_t res;
+        rf_err_t err;
+        int64_t t = rf_mono_us();
+        if (rf_index_query(ix, &q, &res, &err))
+            die("query", &err);
+        lat[i] = rf_mono_us() - t;
+        if (gt)
+            found += hits_found(&res, gt + (size_t)i * K);
+        rf_index_results_fini(&res);
+    }
+    r.qps = nq / ((double)(rf_mono_us() - t0) / 1e6);
+    r.p50 = pct(lat, nq, 0.5);
+    r.p99 = pct(lat, nq, 0.99);
+    r.recall = (double)found / ((double)nq * K);
+    free(lat);
+    return r;
+}
+
+/* The same queries straight into the FAISS index of the largest segment. */
+static srun_t raw_run(rf_index_t *ix, const float *qs, int nq, const int *gt)
+{
+    rf__index_snap_t *snap = rf__index_snap_acquire(ix);
+    const rf__index_view_t *v = NULL;
+    int64_t *lat = rf_xmalloc((size_t)nq * sizeof(*lat)), t0;
+    srun_t r = {0};
+    long found = 0;
+    for (size_t i = 0; i < snap->cnt; i++) {
+        if (snap->v[i].seg->kind == RF__SEG_ANN && (!v || snap->v[i].n > v->n))
+            v = &snap->v[i];
+    }
+    if (!v) {
+        rf__index_snap_release(snap);
+        free(lat);
+        return r;
+    }
+    omp_set_num_threads(1);
+    t0 = rf_mono_us();
+    for (int i = 0; i < nq; i++) {
+        float dist[K];
+        idx_t lab[K];
+        int64_t t = rf_mono_us();
+        if (faiss_Index_search(v->seg->ann, 1, qs + (size_t)i * (size_t)dim, K, dist, lab))
+            die("faiss search", NULL);
+        lat[i] = rf_mono_us() - t;
+        for (int j = 0; j < K; j++) {
+            int id;
+            if (lab[j] < 0)
+                continue;
+            id = (int)(v->seg->rows->vids[lab[j]] - 1); /* vids follow the load order */
+            for (int g = 0; g < K; g++)
+                found += gt[(size_t)i * K + g] == id;
+        }
+    }
+    r.qps = nq / ((double)(rf_mono_us() - t0) / 1e6);
+    r.p50 = pct(lat, nq, 0.5);
+    r.p99 = pct(lat, nq, 0.99);
+    r.recall = (double)found / ((double)nq * K);
+    rf__index_snap_release(snap);
+    free(lat);
+    return r;
+}
+
+typedef struct ingest {
+    rf_index_t *ix;
+    int n, rate, secs;
+    atomic_int done;
+    double achieved;
+} ingest_t;
+
+/* Updates random existing records at `rate` per second in batches of rate/10. */
+static void *ingest_main(void *arg)
+{
+    ingest_t *in = arg;
+    int per = in->rate / 10 > 0 ? in->rate / 10 : 1, sent = 0;
+    static char ids[BATCH * 10][24], texts[BATCH * 10][48], meta[BATCH * 10][48];
+    rf_index_op_t *ops = rf_xcalloc((size_t)per, sizeof(*ops));
+    float *vecs = rf_xmalloc((size_t)per * (size_t)dim * sizeof(float));
+    uint64_t s = 99;
+    int64_t t0 = rf_mono_ms();
+    if (per > BATCH * 10)
+        per = BATCH * 10;
+    for (int tick = 0; tick < in->secs * 10; tick++) {
+        rf_index_batch_t b = {ops, (size_t)per, NULL, 0, NULL, 0};
+        rf_err_t err;
+        int64_t due = t0 + (int64_t)(tick + 1) * 100;
+        for (int i = 0; i < per; i++) {
+            int id = (int)(rnd(&s) % (uint64_t)in->n);
+            vec_make((uint64_t)id, 1000u + (uint64_t)tick, vecs + (size_t)i * (size_t)dim);
+            snprintf(ids[i], sizeof(ids[i]), "b:%d", id);
+            snprintf(texts[i], sizeof(texts[i]), "record %d tick %d", id, tick);
+            snprintf(meta[i], sizeof(meta[i]), "{\"cat\":\"c%d\"}", id % CATS);
+            memset(&ops[i], 0, sizeof(ops[i]));
+            ops[i].kind = RF_INDEX_UPSERT;
+            ops[i].id = ids[i];
+            ops[i].source = "b";
+            ops[i].text = texts[i];
+            ops[i].metadata_json = meta[i];
+            ops[i].vec = vecs + (size_t)i * (size_t)dim;
+            ops[i].model = "bench";
+        }
+        if (rf_index_apply(in->ix, &b, NULL, &err))
+            die("apply", &err);
+        sent += per;
+        while (rf_mono_ms() < due)
+            rf_sleep_ms(1);
+    }
+    in->achieved = sent / ((double)(rf_mono_ms() - t0) / 1000.0);
+    atomic_store(&in->done, 1);
+    free(ops);
+    free(vecs);
+    return NULL;
+}
+
+/* Sets efSearch of every FAISS segment (bench only: no search runs meanwhile). */
+static void set_ef(rf_index_t *ix, int ef)
+{
+    rf__index_snap_t *snap = rf__index_snap_acquire(ix);
+    ix->ef_search = ef;
+    for (size_t i = 0; i < snap->cnt; i++) {
+        if (snap->v[i].seg->kind == RF__SEG_ANN)
+            rf__index_ann_tune(ix, snap->v[i].seg->ann);
+    }
+    rf__index_snap_release(snap);
+}
+
+static rf_index_t *open_ix(const rf_index_opts_t *o, double *secs)
+{
+    rf_index_t *ix = NULL;
+    rf_err_t err;
+    int64_t t0 = rf_mono_us();
+    if (rf_index_open(o, &ix, &err))
+        die("open", &err);
+    if (secs)
+        *secs = (double)(rf_mono_us() - t0) / 1e6;
+    return ix;
+}
+
+static int64_t status_num(rf_index_t *ix, const char *key)
+{
+    char *st = rf_index_status_json(ix), *p;
+    char pat[64];
+    int64_t v = -1;
+    snprintf(pat, sizeof(pat), "\"%s\":", key);
+    if (st && (p = strstr(st, pat)))
+        v = strtoll(p + strlen(pat), NULL, 10);
+    free(st);
+    return v;
+}
+
+static void rm_state(const char *dir)
 {
     DIR *d = opendir(dir);
     struct dirent *de;
     while (d && (de = readdir(d))) {
-        if (strstr(de->d_name, ".ckpt")) {
+        if (de->d_name[0] != '.') {
             char *p = rf_xasprintf("%s/%s", dir, de->d_name);
             unlink(p);
             free(p);
@@ -98,34 +343,55 @@ static void rm_ckpts(const char *dir)
     }
     if (d)
         closedir(d);
-}
-
-static rf_index_t *open_timed(const char *dir, double *secs)
-{
-    rf_index_opts_t o = {dir, DIM, 0};
-    rf_index_t *ix = NULL;
-    rf_err_t err;
-    int64_t t0 = rf_mono_us();
-    if (rf_index_open(&o, &ix, &err))
-        die("open", &err);
-    *secs = (double)(rf_mono_us() - t0) / 1e6;
-    return ix;
+    rmdir(dir);
 }
 
 int main(int argc, char **argv)
 {
-    int n = argc > 1 ? (int)strtol(argv[1], NULL, 10) : 100000;
-    char *dir = argc > 2 ? rf_xstrdup(argv[2]) : NULL;
+    int n = 1000000, nq = 200, ef = 32, rate = 10000, secs = 10;
+    int64_t seg = 0;
+    const char *factory = "HNSW32";
+    char *dir = NULL;
     int made = 0;
+    rf_index_opts_t o = {0};
     rf_index_t *ix;
     rf_err_t err;
-    double secs, t_ins, t_upd;
-    int64_t lat[400];
-    float q[DIM];
-    struct stat sb;
-    char *ck;
-    if (n < BATCH)
-        n = BATCH;
+    float *all, *qs;
+    int *gt, *gtf;
+    double t_load, t_build, t_ready, t_gt;
+    srun_t ours = {0}, raw = {0}, flt = {0}, idle = {0}, busy = {0};
+    int64_t t0, mem, bpr;
+    uint64_t s = 2024;
+    pthread_t th;
+    ingest_t in = {0};
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--n"))
+            n = (int)strtol(argv[i + 1], NULL, 10);
+        else if (!strcmp(argv[i], "--dim"))
+            dim = (int)strtol(argv[i + 1], NULL, 10);
+        else if (!strcmp(argv[i], "--queries"))
+            nq = (int)strtol(argv[i + 1], NULL, 10);
+        else if (!strcmp(argv[i], "--ef"))
+            ef = (int)strtol(argv[i + 1], NULL, 10);
+        else if (!strcmp(argv[i], "--segment-size"))
+            seg = strtoll(argv[i + 1], NULL, 10);
+        else if (!strcmp(argv[i], "--factory"))
+            factory = argv[i + 1];
+        else if (!strcmp(argv[i], "--ingest-rate"))
+            rate = (int)strtol(argv[i + 1], NULL, 10);
+        else if (!strcmp(argv[i], "--ingest-secs"))
+            secs = (int)strtol(argv[i + 1], NULL, 10);
+        else if (!strcmp(argv[i], "--dir"))
+            dir = rf_xstrdup(argv[i + 1]);
+        else {
+            fprintf(stderr, "bench_index: unknown option %s\n", argv[i]);
+            return 2;
+        }
+    }
+    if (n < BATCH || dim < 8 || nq < 10 || ef < 1 || rate < 10 || secs < 1) {
+        fprintf(stderr, "bench_index: bad sizes\n");
+        return 2;
+    }
     if (!dir) {
         const char *base = getenv("TMPDIR");
         dir = rf_xasprintf("%s/rf-bench-index-XXXXXX", base && *base ? base : "/tmp");
@@ -134,76 +400,159 @@ int main(int argc, char **argv)
         made = 1;
     }
     rf_log_setup(RF_LOG_WARN, RF_LOG_FORMAT_TEXT, getenv("RF_BENCH_DEBUG") ? "index" : NULL, NULL);
-    ix = open_timed(dir, &secs);
-    t_ins = load(ix, 0, n, 1);
-    t_upd = load(ix, 0, 10 * BATCH, 2); /* updates: remove + add in FAISS */
+    centroids = rf_xmalloc((size_t)CLUSTERS * (size_t)dim * sizeof(float));
+    for (size_t i = 0; i < (size_t)CLUSTERS * (size_t)dim; i++)
+        centroids[i] = (float)gauss(&s);
+    basis = rf_xmalloc((size_t)LATENT * (size_t)dim * sizeof(float));
+    for (size_t i = 0; i < (size_t)LATENT * (size_t)dim; i++)
+        basis[i] = (float)gauss(&s);
+    all = rf_xmalloc((size_t)n * (size_t)dim * sizeof(float));
+    qs = rf_xmalloc((size_t)nq * (size_t)dim * sizeof(float));
+    gt = rf_xmalloc((size_t)nq * K * sizeof(int));
+    gtf = rf_xmalloc((size_t)nq * K * sizeof(int));
+    for (int i = 0; i < nq; i++)
+        vec_make(5000000000ull + (uint64_t)i, 0, qs + (size_t)i * (size_t)dim);
 
-    for (int i = 0; i < 400; i++) {
-        rf_index_results_t res;
-        int64_t t0;
-        vec_rand(q);
-        t0 = rf_mono_us();
-        if (rf_index_search(ix, q, 10, &res, &err))
-            die("search", &err);
-        lat[i] = rf_mono_us() - t0;
-        rf_index_results_fini(&res);
+    o.dir = dir;
+    o.dim = dim;
+    o.segment_size = seg ? seg : n;
+    o.factory = factory;
+    o.ef_search = ef;
+    ix = open_ix(&o, NULL);
+    t0 = rf_mono_us();
+    load(ix, 0, n, 1, all);
+    t_load = (double)(rf_mono_us() - t0) / 1e6;
+    t0 = rf_mono_us();
+    rf__index_vec_seal(ix);
+    if (rf__index_maint_wait(ix, 4 * 3600 * 1000) != RF_OK)
+        die("segment build did not finish", NULL);
+    t_build = (double)(rf_mono_us() - t0) / 1e6;
+    if (rf_index_checkpoint(ix, &err))
+        die("checkpoint", &err);
+
+    t0 = rf_mono_us();
+    for (int i = 0; i < nq; i++) {
+        truth(all, n, qs + (size_t)i * (size_t)dim, -1, gt + (size_t)i * K);
+        truth(all, n, qs + (size_t)i * (size_t)dim, i % CATS, gtf + (size_t)i * K);
     }
-    qsort(lat, 400, sizeof(lat[0]), cmp_i64);
+    t_gt = (double)(rf_mono_us() - t0) / 1e6;
 
-    printf("%-46s %12s\n",
-           "measure ("
-           "384 dims)",
-           "value");
-    printf("%-46s %12.0f\n", "apply insert, records/s (batches of 1000)", n / t_ins);
-    printf("%-46s %12.0f\n", "apply update, records/s (batches of 1000)", 10 * BATCH / t_upd);
-    printf("%-46s %12.2f\n", "search k=10 p50, ms", (double)lat[200] / 1000);
-    printf("%-46s %12.2f\n", "search k=10 p99, ms", (double)lat[396] / 1000);
+    /* efSearch sweep on the same built index: the headline is the smallest efSearch whose
+     * recall@10 through rf_index_query reaches 0.95 (or the largest tried). */
     {
-        char *buf = NULL;
-        size_t len = 0;
-        int64_t seq, t0 = rf_mono_us();
-        if (rf__index_vec_save(ix, 64, &buf, &len, &seq, &err))
-            die("serialise", &err);
-        printf("%-46s %12.3f\n", "checkpoint serialise incl. buffer setup, s",
-               (double)(rf_mono_us() - t0) / 1e6);
-        free(buf);
-    }
-    {
-        int64_t t0 = rf_mono_us();
-        if (rf_index_checkpoint(ix, &err))
-            die("checkpoint", &err);
-        secs = (double)(rf_mono_us() - t0) / 1e6;
-    }
-    ck = rf__index_ckpt_path(dir, rf_index_seq(ix));
-    stat(ck, &sb);
-    printf("%-46s %12.3f\n", "checkpoint write, s", secs);
-    printf("%-46s %12.1f\n", "checkpoint size, MB", (double)sb.st_size / 1e6);
-    rf__index_abandon(ix);
-
-    ix = open_timed(dir, &secs);
-    printf("%-46s %12.3f\n", "recovery from checkpoint, s", secs);
-    load(ix, n - 10 * BATCH, n, 3);
-    rf__index_abandon(ix);
-    ix = open_timed(dir, &secs);
-    printf("%-46s %12.3f\n", "recovery: checkpoint + replay 10000 rows, s", secs);
-    rf__index_abandon(ix);
-    rm_ckpts(dir);
-    ix = open_timed(dir, &secs);
-    printf("%-46s %12.3f\n", "recovery: full rebuild from the store, s", secs);
-    printf("%-46s %12d\n", "records", (int)rf_index_record_count(ix));
-    rf_index_close(ix);
-    if (made) {
-        /* Only the files an index creates live in a directory made here. */
-        const char *names[] = {"store.db", "store.db-wal", "store.db-shm", "LOCK"};
-        rm_ckpts(dir);
-        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-            char *p = rf_xasprintf("%s/%s", dir, names[i]);
-            unlink(p);
-            free(p);
+        int efs[] = {ef, 32, 48, 64, 96, 128, 192, 256, 384, 512};
+        int chosen = 0;
+        (void)search_run(ix, qs, nq, gt, -1); /* warm up */
+        printf("%-10s %10s %10s %10s %10s %10s %10s\n", "efSearch", "raw rec", "raw p50", "raw QPS",
+               "ours rec", "ours p50", "ours QPS");
+        for (size_t e = 0; e < sizeof(efs) / sizeof(efs[0]) && !chosen; e++) {
+            srun_t r1, o1;
+            if (e > 0 && efs[e] <= efs[0])
+                continue;
+            set_ef(ix, efs[e]);
+            r1 = raw_run(ix, qs, nq, gt);
+            o1 = search_run(ix, qs, nq, gt, -1);
+            printf("%-10d %10.3f %10.3f %10.0f %10.3f %10.3f %10.0f\n", efs[e], r1.recall, r1.p50,
+                   r1.qps, o1.recall, o1.p50, o1.qps);
+            fflush(stdout);
+            raw = r1;
+            ours = o1;
+            ef = efs[e];
+            if (o1.recall >= 0.95)
+                chosen = 1;
         }
-        rmdir(dir);
     }
-    free(ck);
+    {
+        /* Query i filters on category i % CATS: each matches 1% of the records. */
+        int64_t *lat = rf_xmalloc((size_t)nq * sizeof(*lat)), tt = rf_mono_us();
+        long found = 0;
+        for (int i = 0; i < nq; i++) {
+            srun_t one;
+            int64_t t = rf_mono_us();
+            one = search_run(ix, qs + (size_t)i * (size_t)dim, 1, gtf + (size_t)i * K, i % CATS);
+            lat[i] = rf_mono_us() - t;
+            found += (long)lrint(one.recall * K);
+        }
+        flt.qps = nq / ((double)(rf_mono_us() - tt) / 1e6);
+        flt.p50 = pct(lat, nq, 0.5);
+        flt.p99 = pct(lat, nq, 0.99);
+        flt.recall = (double)found / ((double)nq * K);
+        free(lat);
+    }
+    mem = status_num(ix, "memory_bytes");
+    bpr = status_num(ix, "bytes_per_record");
+
+    /* p99 while ingesting against idle: the same queries, repeated for the duration. */
+    idle = search_run(ix, qs, nq, NULL, -1);
+    in.ix = ix;
+    in.n = n;
+    in.rate = rate;
+    in.secs = secs;
+    atomic_init(&in.done, 0);
+    {
+        int64_t *lat = rf_xmalloc(1000000 * sizeof(*lat));
+        int cnt = 0;
+        if (pthread_create(&th, NULL, ingest_main, &in))
+            die("thread", NULL);
+        while (!atomic_load(&in.done) && cnt < 1000000) {
+            rf_index_query_t q = {qs + (size_t)(cnt % nq) * (size_t)dim, K, NULL, -2};
+            rf_index_results_t res;
+            int64_t t = rf_mono_us();
+            if (rf_index_query(ix, &q, &res, &err))
+                die("query", &err);
+            lat[cnt++] = rf_mono_us() - t;
+            rf_index_results_fini(&res);
+        }
+        pthread_join(th, NULL);
+        busy.p50 = pct(lat, cnt, 0.5);
+        busy.p99 = pct(lat, cnt, 0.99);
+        busy.qps = cnt / (double)secs;
+        free(lat);
+    }
+
+    rf_index_close(ix); /* final checkpoint: the segment files are written already */
+    o.ef_search = ef;
+    ix = open_ix(&o, &t_ready);
+    rf_index_close(ix);
+
+    printf("\nbench_index: %d x %d clustered vectors, factory %s, efSearch %d, segment size %lld, "
+           "%d queries, k=%d\n",
+           n, dim, factory, ef, (long long)o.segment_size, nq, K);
+    printf("%-58s %14s\n", "measure", "value");
+    printf("%-58s %14.0f\n", "load: apply rate, records/s (batches of 1000)", n / t_load);
+    printf("%-58s %14.1f\n", "background build of the sealed segment, s", t_build);
+    printf("%-58s %14.1f\n", "(ground truth, brute force, s)", t_gt);
+    printf("%-58s %14.3f\n", "raw FAISS: recall@10", raw.recall);
+    printf("%-58s %14.0f\n", "raw FAISS: QPS (1 thread)", raw.qps);
+    printf("%-58s %14.3f\n", "raw FAISS: p50, ms", raw.p50);
+    printf("%-58s %14.3f\n", "raw FAISS: p99, ms", raw.p99);
+    printf("%-58s %14.3f\n", "rf_index_query: recall@10", ours.recall);
+    printf("%-58s %14.0f\n", "rf_index_query: QPS (1 thread)", ours.qps);
+    printf("%-58s %14.3f\n", "rf_index_query: p50, ms", ours.p50);
+    printf("%-58s %14.3f\n", "rf_index_query: p99, ms", ours.p99);
+    printf("%-58s %14.2f\n", "overhead ratio p50 (goal <= 1.2)", ours.p50 / raw.p50);
+    printf("%-58s %14.2f\n", "overhead ratio QPS raw/ours (goal <= 1.2)", raw.qps / ours.qps);
+    printf("%-58s %14.3f\n", "1% filter: recall@10 (goal >= 0.95)", flt.recall);
+    printf("%-58s %14.3f\n", "1% filter: p50, ms", flt.p50);
+    printf("%-58s %14.3f\n", "1% filter: p99, ms", flt.p99);
+    printf("%-58s %14.3f\n", "idle: search p99, ms", idle.p99);
+    printf("%-58s %14.0f\n", "ingest: upserts/s achieved (target)", in.achieved);
+    printf("%-58s %14d\n", "ingest: target upserts/s", rate);
+    printf("%-58s %14.3f\n", "while ingesting: search p50, ms", busy.p50);
+    printf("%-58s %14.3f\n", "while ingesting: search p99, ms", busy.p99);
+    printf("%-58s %14.2f\n", "p99 ingesting / idle (goal <= 2)", busy.p99 / idle.p99);
+    printf("%-58s %14.2f\n", "time to ready after restart, s (goal <= 10)", t_ready);
+    printf("%-58s %14.1f\n", "vector index memory, MB", (double)mem / 1e6);
+    printf("%-58s %14lld\n", "memory per record, bytes", (long long)bpr);
+    printf("%-58s %14lld\n", "  of which the vector itself, bytes", (long long)dim * 4);
+    if (made)
+        rm_state(dir);
+    free(all);
+    free(qs);
+    free(gt);
+    free(gtf);
+    free(centroids);
+    free(basis);
     free(dir);
     return 0;
 }

@@ -42,6 +42,8 @@ enum {
 enum { RF_EMBED_KEY_HEADER_AUTHORIZATION = 0, RF_EMBED_KEY_HEADER_API_KEY = 1 };
 enum { RF_EMBED_ENCODING_FLOAT = 0, RF_EMBED_ENCODING_BASE64 = 1 };
 enum { RF_CLASSIFY_NONE = 0, RF_CLASSIFY_LLM = 1, RF_CLASSIFY_NEAREST = 2 };
+enum { RF_ICEBERG_CODEC_ZSTD = 0, RF_ICEBERG_CODEC_UNCOMPRESSED = 1 };
+enum { RF_SERVE_AUTH_NONE = 0, RF_SERVE_AUTH_KEYS = 1 };
 
 /* Every option's storage.  Fields are read directly by the stages after
  * rf_conf_finalize(); only core/ writes them. */
@@ -96,15 +98,35 @@ typedef struct rf_conf {
     char *classify_api_key_env;
     /* index.* */
     int64_t index_checkpoint_interval_ms;
+    int64_t index_segment_size;
+    char *index_factory;
+    double index_compact_ratio;
+    int64_t index_hnsw_ef_search;
+    int64_t index_ivf_nprobe;
+    int64_t index_filter_exact_max;
     /* serve.* */
     char *serve_listen;
     int64_t serve_threads;
     int64_t serve_max_body;
     int64_t serve_max_k;
+    int serve_auth;
+    int64_t serve_max_wait_ms;
+    int64_t serve_max_connections;
+    double serve_rate_per_key;
+    int64_t serve_rate_burst;
     /* iceberg.* */
     char *iceberg_warehouse;
     char *iceberg_catalog;
     char *iceberg_table;
+    int iceberg_enabled;
+    char *iceberg_catalog_name;
+    int64_t iceberg_commit_interval_ms;
+    int64_t iceberg_commit_rows;
+    int64_t iceberg_target_file_size;
+    int iceberg_include_vectors;
+    char *iceberg_columns;
+    int64_t iceberg_max_failures;
+    int iceberg_codec;
 
     /* kafka.<prop> pass-through, in the order first set. */
     struct rf_conf_kv {

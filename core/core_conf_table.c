@@ -18,6 +18,8 @@ static const char *const embed_providers[] = {"hash", "openai", "ollama", "tei",
 static const char *const embed_key_headers[] = {"authorization", "api-key", NULL};
 static const char *const embed_encodings[] = {"float", "base64", NULL};
 static const char *const classify_modes[] = {"none", "llm", "nearest", NULL};
+static const char *const iceberg_codecs[] = {"zstd", "uncompressed", NULL};
+static const char *const serve_auths[] = {"none", "keys", NULL};
 
 #define STR(n, f, def, flags, desc) {n, RF_CONF_STR, OFF(f), 0, 0, 0, 0, def, NULL, flags, desc}
 #define LIST(n, f, def, flags, desc) {n, RF_CONF_LIST, OFF(f), 0, 0, 0, 0, def, NULL, flags, desc}
@@ -149,6 +151,25 @@ const rf_conf_opt_t rf_conf_opts[] = {
     INT("index.checkpoint.interval.ms", index_checkpoint_interval_ms, 0, 86400000, "30000",
         "How often the index is checkpointed to disk in the background; 0 disables periodic "
         "checkpoints (one is still written at a clean stop)."),
+    INT("index.segment.size", index_segment_size, 16, 2147483647, "50000",
+        "Vectors the mutable flat segment takes before it is sealed and rebuilt in the background "
+        "as an `index.factory` index; searches scan the flat segment exactly, so smaller keeps "
+        "them fast and larger means fewer sealed segments."),
+    STR("index.factory", index_factory, "HNSW32", 0,
+        "FAISS index_factory string for sealed segments (inner product), e.g. `HNSW32`, "
+        "`IVF1024,Flat` (trained on the segment) or `Flat` to keep every segment exact."),
+    {"index.compact.ratio", RF_CONF_DBL, OFF(index_compact_ratio), 0, 0, 0.01, 100, "0.3", NULL,
+     0,
+     "A sealed segment whose fraction of deleted or superseded vectors exceeds this is rebuilt "
+     "without them in the background; above 1 never."},
+    INT("index.hnsw.ef.search", index_hnsw_ef_search, 1, 32768, "64",
+        "HNSW efSearch of sealed segments: larger finds more of the true nearest neighbours, "
+        "slower."),
+    INT("index.ivf.nprobe", index_ivf_nprobe, 1, 65536, "16",
+        "IVF nprobe of sealed segments (lists visited per search) when index.factory is IVF."),
+    INT("index.filter.exact.max", index_filter_exact_max, 1, 100000000, "20000",
+        "A filtered search whose filter matches at most this many records scores them exactly "
+        "instead of walking the approximate index (recall 1 for restrictive filters)."),
 
     /* serve.* */
     STR("serve.listen", serve_listen, "127.0.0.1:8080", 0,
@@ -157,6 +178,20 @@ const rf_conf_opt_t rf_conf_opts[] = {
     INT("serve.max.body", serve_max_body, 256, 67108864, "1048576",
         "Largest HTTP request body accepted, in bytes; larger requests get 413."),
     INT("serve.max.k", serve_max_k, 1, 10000, "1000", "Largest `k` a search may ask for."),
+    ENUM("serve.auth", serve_auth, serve_auths, "none",
+         "HTTP access control: none, or keys (every request but /healthz and /readyz needs "
+         "`Authorization: Bearer KEY` with a key made by `ragfeed keys create`)."),
+    INT("serve.max.wait.ms", serve_max_wait_ms, 1, 600000, "30000",
+        "Longest `wait_ms` a request may ask for while it waits for its `min_position`."),
+    INT("serve.max.connections", serve_max_connections, 1, 100000, "1024",
+        "Most HTTP connections open at once; further connections wait in the listen queue "
+        "until one closes."),
+    {"serve.rate.per.key", RF_CONF_DBL, OFF(serve_rate_per_key), 0, 0, 0, 1000000, "0", NULL,
+     0,
+     "Requests per second allowed per API key (per client address when serve.auth = none); "
+     "more get 429 with Retry-After. 0 means no limit."},
+    INT("serve.rate.burst", serve_rate_burst, 0, 1000000, "0",
+        "Requests a key may make at once above its rate; 0 means one second's worth."),
 
     /* iceberg.* */
     STR("iceberg.warehouse", iceberg_warehouse, NULL, 0,
@@ -166,6 +201,34 @@ const rf_conf_opt_t rf_conf_opts[] = {
         "`<state.dir>/catalog.db`."),
     STR("iceberg.table", iceberg_table, "ragfeed.records_history", 0,
         "Iceberg table, `namespace.name`, that receives the history of enriched records."),
+    {"iceberg.enabled", RF_CONF_BOOL, OFF(iceberg_enabled), 0, 0, 0, 0, "true", NULL, 0,
+     "Export the store's changelog to the Iceberg table while `ragfeed run` runs."},
+    STR("iceberg.catalog.name", iceberg_catalog_name, "ragfeed", 0,
+        "`catalog_name` of the catalog rows (what pyiceberg's SqlCatalog and Java's JdbcCatalog "
+        "are given as the catalog name)."),
+    INT("iceberg.commit.interval.ms", iceberg_commit_interval_ms, 100, 86400000, "10000",
+        "Longest time, in milliseconds, between an applied change and the Iceberg snapshot "
+        "holding it; a commit happens after this interval or iceberg.commit.rows rows, "
+        "whichever comes first."),
+    INT("iceberg.commit.rows", iceberg_commit_rows, 1, 100000000, "100000",
+        "Changelog rows that trigger a commit before the interval ends; also the most rows "
+        "one snapshot adds."),
+    INT("iceberg.target.file.size", iceberg_target_file_size, 65536, 17179869184, "134217728",
+        "Target size of a Parquet data file, in bytes: a commit starts a new file past it, and "
+        "compaction merges smaller files up to it."),
+    {"iceberg.include.vectors", RF_CONF_BOOL, OFF(iceberg_include_vectors), 0, 0, 0, 0, "true",
+     NULL, 0,
+     "Write each version's embedding to the `vector` column (list<float>); false leaves the "
+     "column out of new tables and null in existing ones."},
+    LIST("iceberg.columns", iceberg_columns, "", 0,
+         "Metadata fields promoted to typed columns, `name:type` with type string, int, long, "
+         "float, double, boolean or timestamptz, e.g. `price:double,sku:string`; adding one "
+         "later evolves the table's schema."),
+    INT("iceberg.max.failures", iceberg_max_failures, 1, 1000000, "3",
+        "Consecutive failed commits after which /readyz reports the exporter as not ready "
+        "(it keeps retrying)."),
+    ENUM("iceberg.codec", iceberg_codec, iceberg_codecs, "zstd",
+         "Compression of Parquet data pages: zstd or uncompressed."),
 };
 
 const size_t rf_conf_opts_cnt = sizeof(rf_conf_opts) / sizeof(rf_conf_opts[0]);

@@ -1,12 +1,14 @@
-/* iceberg_int.h - private to iceberg/: the Parquet data-file encoder, the Avro
- * object-container writer used for manifests and manifest lists, table metadata and
- * the SQLite catalog.  INVARIANT(history-exported-once) is upheld by the exporter on
- * top of these pieces.
+/* iceberg_int.h - private to iceberg/: the Parquet data-file encoder and reader, the Avro
+ * object-container writer used for manifests and manifest lists, table metadata, the
+ * SQLite catalog, and what the exporter, the history queries and maintenance share (the
+ * history table's columns, locations, position and live files).
+ * INVARIANT(history-exported-once) is upheld by the exporter on top of these pieces.
  */
 #ifndef RF_ICEBERG_INT_H
 #define RF_ICEBERG_INT_H
 
 #include "core/core.h"
+#include "iceberg/iceberg.h"
 
 /* ==== Parquet writer (iceberg_parquet.c) ==== */
 
@@ -584,4 +586,213 @@ rf_rc rf__iceberg_table_append(rf_iceberg_table_t *t, const rf_iceberg_data_file
 /* Schema evolution as its own commit (see rf__iceberg_meta_add_columns). */
 rf_rc rf__iceberg_table_add_columns(rf_iceberg_table_t *t, const rf_iceberg_field_t *fields,
                                     size_t n, rf_err_t *err);
+
+/* ==== Parquet reader (iceberg_read.c) ==== */
+
+/* Reads what the writer above produces (and the same subset from other writers): flat
+ * columns and 3-level lists of primitives, data pages v1 and v2, PLAIN and dictionary
+ * encodings, RLE/bit-packed levels, ZSTD or no compression.  One reader belongs to one
+ * thread.  Every size read from a file is bounded before allocation (RF_ETOOBIG /
+ * RF_EPARSE); unsupported features are RF_ENOTIMPL. */
+typedef struct rf_iceberg_pqr rf_iceberg_pqr_t;
+
+/* A top-level column as the file declares it. */
+typedef struct rf_iceberg_pqr_col {
+    char *name;
+    int32_t field_id;        /* 0 when the file has none */
+    rf_iceberg_pq_type type; /* the element type for lists */
+    int optional;
+    int is_list;
+    int32_t element_id;
+    int element_optional;
+} rf_iceberg_pqr_col_t;
+
+/* Opens path and parses its footer.  RF_ENOTFOUND, RF_EIO, RF_EPARSE (not Parquet or
+ * malformed), RF_ENOTIMPL (types or codecs this reader lacks). */
+rf_rc rf__iceberg_pqr_open(const char *path, rf_iceberg_pqr_t **out, rf_err_t *err);
+void rf__iceberg_pqr_close(rf_iceberg_pqr_t *r);
+size_t rf__iceberg_pqr_ncols(const rf_iceberg_pqr_t *r);
+/* Column i (borrowed, valid until close), NULL past the end. */
+const rf_iceberg_pqr_col_t *rf__iceberg_pqr_col(const rf_iceberg_pqr_t *r, size_t i);
+/* The index of the column with this field id, or -1. */
+int rf__iceberg_pqr_find(const rf_iceberg_pqr_t *r, int32_t field_id);
+int64_t rf__iceberg_pqr_rows(const rf_iceberg_pqr_t *r);
+size_t rf__iceberg_pqr_row_groups(const rf_iceberg_pqr_t *r);
+/* A footer key/value entry (borrowed), NULL when absent. */
+const char *rf__iceberg_pqr_kv(const rf_iceberg_pqr_t *r, const char *key);
+/* Decodes row group rg: the columns whose want[i] is non-zero (want NULL: all).  *nrows
+ * is its row count.  Values of the previous group are released. */
+rf_rc rf__iceberg_pqr_read_group(rf_iceberg_pqr_t *r, size_t rg, const uint8_t *want,
+                                 int64_t *nrows, rf_err_t *err);
+/* The value of column col in row `row` of the group just read, in the writer's form
+ * (strings as slices, lists as items + nulls); pointers borrowed until the next
+ * read_group or close.  Returns -1 (and a null value) for a column not read. */
+int rf__iceberg_pqr_value(const rf_iceberg_pqr_t *r, size_t col, int64_t row,
+                          rf_iceberg_pq_value_t *v);
+
+/* ==== Manifest entries (iceberg_manifest.c, continued) ==== */
+
+/* Encodes datum (jansson, in the form rf__iceberg_avro_read returns) by an Avro schema
+ * (parsed JSON): records by field name, ["null", T] unions by null-ness, bytes and
+ * fixed as raw-byte strings.  Errors are the encoder's sticky rc, RF_EINVAL for a
+ * datum that does not fit the schema. */
+rf_rc rf__iceberg_avro_encode_json(rf_iceberg_avro_enc_t *enc, const json_t *schema,
+                                   const json_t *datum, rf_err_t *err);
+
+/* Writes a data manifest of arbitrary entries (objects with status, snapshot_id,
+ * sequence_number, file_sequence_number and data_file, as rf__iceberg_manifest_read
+ * returns them; ADDED entries may leave the numbers null to inherit seq).  Counts, row
+ * counts, min sequence number and partition summaries come from the entries (DELETED
+ * ones excluded from the live counts).  The header carries m's current schema and
+ * default spec.  *out is the manifest list entry. */
+rf_rc rf__iceberg_manifest_write_entries(const char *location, const rf_iceberg_meta_t *m,
+                                         int64_t snapshot_id, int64_t seq,
+                                         rf_iceberg_avro_codec codec, const json_t *entries,
+                                         rf_iceberg_manifest_file_t *out, rf_err_t *err);
+
+/* ==== Snapshots beyond appends (iceberg_metadata.c, continued) ==== */
+
+/* What a snapshot removes, for the summary of replace/delete/overwrite operations. */
+typedef struct rf_iceberg_removed_stats {
+    int64_t data_files;
+    int64_t records;
+    int64_t files_size;
+} rf_iceberg_removed_stats_t;
+
+/* Like rf__iceberg_meta_add_snapshot with an operation ("append", "replace",
+ * "overwrite", "delete") and removed counts (NULL: none): totals are the parent's plus
+ * added minus removed. */
+rf_rc rf__iceberg_meta_add_snapshot_op(rf_iceberg_meta_t *m, int64_t snapshot_id,
+                                       const char *manifest_list, int64_t timestamp_ms,
+                                       const char *operation,
+                                       const rf_iceberg_append_stats_t *added,
+                                       const rf_iceberg_removed_stats_t *removed,
+                                       const rf_iceberg_kv_t *props, size_t nprops, rf_err_t *err);
+/* Removes snapshots (and their snapshot-log entries) by id.  The current snapshot and
+ * snapshots named by refs are refused (RF_EINVAL); unknown ids are ignored. */
+rf_rc rf__iceberg_meta_remove_snapshots(rf_iceberg_meta_t *m, const int64_t *ids, size_t n,
+                                        rf_err_t *err);
+
+/* ==== The history table (iceberg_hist.c) ==== */
+
+/* What the exporter, the queries and maintenance share: where the table is, its
+ * columns, and the data files of a snapshot. */
+
+/* The base columns, in order, with the names the exporter fills; field ids are assigned
+ * once, when the table is created. */
+typedef enum rf_iceberg_hcol {
+    RF_ICEBERG_H_SEQ = 0,
+    RF_ICEBERG_H_OP,
+    RF_ICEBERG_H_ID,
+    RF_ICEBERG_H_SOURCE,
+    RF_ICEBERG_H_TENANT,
+    RF_ICEBERG_H_TEXT,
+    RF_ICEBERG_H_METADATA,
+    RF_ICEBERG_H_LABEL,
+    RF_ICEBERG_H_LABEL_SCORE,
+    RF_ICEBERG_H_MODEL,
+    RF_ICEBERG_H_DIM,
+    RF_ICEBERG_H_CONTENT_HASH,
+    RF_ICEBERG_H_VECTOR,
+    RF_ICEBERG_H_EVENT_TIME,
+    RF_ICEBERG_H_INGEST_TIME,
+    RF_ICEBERG_H_KAFKA_TOPIC,
+    RF_ICEBERG_H_KAFKA_PARTITION,
+    RF_ICEBERG_H_KAFKA_OFFSET,
+    RF_ICEBERG_H_SOURCE_POSITION,
+    RF_ICEBERG_H__COUNT,
+    RF_ICEBERG_H_PROMOTED = 100, /* a metadata field promoted to a column */
+    RF_ICEBERG_H_UNKNOWN = 101,  /* a column this build does not fill (left null) */
+} rf_iceberg_hcol;
+
+/* The base column named name, or RF_ICEBERG_H_PROMOTED for other names. */
+rf_iceberg_hcol rf__iceberg_hcol_by_name(const char *name);
+/* The Iceberg type of a base column ("long", "string", ..., "list" for vector). */
+const char *rf__iceberg_hcol_type(rf_iceberg_hcol c);
+
+/* Resolved locations of the history table. */
+typedef struct rf_iceberg_hist_conf {
+    char *catalog_path;
+    const char *catalog_name; /* borrowed from cfg */
+    char *ns, *name;
+    char *location; /* absolute table root: <warehouse>/<ns path>/<name> */
+} rf_iceberg_hist_conf_t;
+
+/* RF_ECONFIG for a relative warehouse or a table name without a namespace. */
+rf_rc rf__iceberg_hist_conf_init(const rf_conf_t *cfg, rf_iceberg_hist_conf_t *hc, rf_err_t *err);
+void rf__iceberg_hist_conf_fini(rf_iceberg_hist_conf_t *hc);
+
+/* A promoted column from iceberg.columns. */
+typedef struct rf_iceberg_promoted {
+    char *name;
+    const char *type; /* static: "string", "int", "long", "float", "double", "boolean",
+                       * "timestamptz" */
+} rf_iceberg_promoted_t;
+
+/* Parses iceberg.columns.  RF_ECONFIG names the bad item.  *out caller frees with
+ * rf__iceberg_promoted_free. */
+rf_rc rf__iceberg_promoted_parse(const char *list, rf_iceberg_promoted_t **out, size_t *n,
+                                 rf_err_t *err);
+void rf__iceberg_promoted_free(rf_iceberg_promoted_t *p, size_t n);
+
+/* Opens the catalog and the table.  create: make the namespace and table when missing
+ * (and the catalog file); otherwise RF_ENOTFOUND when either is missing.  *cat and *t
+ * are the caller's (t borrows cat: free t first). */
+rf_rc rf__iceberg_hist_open(const rf_conf_t *cfg, const rf_iceberg_hist_conf_t *hc, int create,
+                            rf_iceberg_catalog_t **cat, rf_iceberg_table_t **t, rf_err_t *err);
+
+/* Adds the columns cfg asks for (vector when iceberg.include.vectors, iceberg.columns)
+ * that the table lacks, in one schema commit (retried on conflicts).  RF_ECONFIG when a
+ * promoted column exists with another type or takes a base column's name. */
+rf_rc rf__iceberg_hist_evolve(rf_iceberg_table_t *t, const rf_conf_t *cfg, rf_err_t *err);
+
+/* The Parquet columns of an Iceberg schema (top-level primitives and lists of
+ * primitives).  Names are borrowed from schema.  *cols caller frees with free(). */
+rf_rc rf__iceberg_schema_pq_columns(const json_t *schema, rf_iceberg_pq_column_t **cols, size_t *n,
+                                    rf_err_t *err);
+
+/* The exporter's position in a snapshot (-1: current): its ragfeed.seq, or the nearest
+ * ancestor's when it lacks one; 0 when none has one.  *offsets (may be NULL) gets the
+ * matching ragfeed.offsets text (borrowed from m) or NULL.  RF_ECORRUPT for a value that
+ * is not a non-negative integer. */
+rf_rc rf__iceberg_hist_position(const rf_iceberg_meta_t *m, int64_t snapshot_id, int64_t *seq,
+                                const char **offsets, rf_err_t *err);
+
+/* A live data file of a snapshot, as its manifest describes it. */
+typedef struct rf_iceberg_live_file {
+    char *path;     /* the location in the manifest */
+    char *manifest; /* the manifest it came from */
+    int64_t records, size;
+    int has_day;
+    int32_t day; /* the ingest_time_day partition value */
+    int64_t data_seq, file_seq, snapshot_id;
+    int has_seq_bounds; /* bounds of the seq column from the manifest */
+    int64_t seq_lo, seq_hi;
+    int has_id_bounds;
+    char *id_lo, *id_hi; /* truncated bounds of the id column (raw bytes, NUL added) */
+    size_t id_lo_len, id_hi_len;
+    json_t *entry; /* the manifest entry (status, snapshot_id, numbers, data_file) */
+} rf_iceberg_live_file_t;
+
+/* The live (ADDED or EXISTING) data files of a snapshot (-1: current), sorted by seq
+ * lower bound.  Manifests are read through the snapshot's manifest list.  *files caller
+ * frees with rf__iceberg_live_files_free.  No snapshot: RF_OK with none. */
+rf_rc rf__iceberg_snapshot_files(const rf_iceberg_meta_t *m, int64_t snapshot_id,
+                                 rf_iceberg_live_file_t **files, size_t *n, rf_err_t *err);
+void rf__iceberg_live_files_free(rf_iceberg_live_file_t *files, size_t n);
+
+/* Days since the epoch to a civil date, and ms since the epoch to ISO-8601 UTC text
+ * ("2024-05-01T12:00:00.123Z"; 25 bytes with the NUL). */
+void rf__iceberg_civil_from_days(int32_t days, int *y, int *m, int *d);
+void rf__iceberg_fmt_time(int64_t ms, char *buf, size_t n);
+
+/* Hex of n bytes into out (2n + 1 bytes). */
+void rf__iceberg_hex(const uint8_t *p, size_t n, char *out);
+
+/* ==== History handles (iceberg_history.c) ==== */
+
+/* The table and configuration of a history handle, for maintenance (borrowed). */
+rf_iceberg_table_t *rf__iceberg_history_table(rf_iceberg_history_t *h);
+const rf_conf_t *rf__iceberg_history_conf(rf_iceberg_history_t *h);
+
 #endif /* RF_ICEBERG_INT_H */

@@ -790,3 +790,289 @@ rf_rc rf__iceberg_manifest_read(const char *location, json_t **meta, json_t **en
     free(data);
     return rc;
 }
+
+/* ==== Arbitrary entries (compaction, expiry) ==== */
+
+static rf_rc enc_bad(rf_err_t *err, const char *what)
+{
+    return rf_err_set(err, RF_EINVAL, "iceberg avro: datum does not fit the schema (%s)", what);
+}
+
+static int is_null_type(const json_t *t)
+{
+    return json_is_string(t) && !strcmp(json_string_value(t), "null");
+}
+
+rf_rc rf__iceberg_avro_encode_json(rf_iceberg_avro_enc_t *enc, const json_t *schema,
+                                   const json_t *datum, rf_err_t *err)
+{
+    const char *t;
+    rf_rc rc;
+    if (json_is_array(schema)) {
+        /* A union: null when the datum is null and a null branch exists, else the first
+         * branch that is not null (the only unions manifests use are ["null", T]). */
+        size_t i;
+        const json_t *b;
+        int pick = -1;
+        json_array_foreach(schema, i, b)
+        {
+            if (is_null_type(b) ? (!datum || json_is_null(datum)) : (datum && !json_is_null(datum)))
+                if (pick < 0)
+                    pick = (int)i;
+        }
+        if (pick < 0)
+            return enc_bad(err, "no union branch");
+        rf__iceberg_avro_put_union(enc, pick);
+        return rf__iceberg_avro_encode_json(enc, json_array_get(schema, (size_t)pick), datum, err);
+    }
+    if (json_is_object(schema)) {
+        const json_t *inner = json_object_get(schema, "type");
+        t = json_string_value(inner);
+        if (!t)
+            return rf__iceberg_avro_encode_json(enc, inner, datum, err);
+        if (!strcmp(t, "record")) {
+            size_t i;
+            const json_t *f;
+            if (!json_is_object(datum))
+                return enc_bad(err, "record");
+            json_array_foreach(json_object_get(schema, "fields"), i, f)
+            {
+                const char *name = json_string_value(json_object_get(f, "name"));
+                if (!name)
+                    return enc_bad(err, "field without a name");
+                if ((rc = rf__iceberg_avro_encode_json(enc, json_object_get(f, "type"),
+                                                       json_object_get(datum, name), err)))
+                    return rc;
+            }
+            return enc->rc;
+        }
+        if (!strcmp(t, "array")) {
+            size_t i;
+            const json_t *item;
+            if (!json_is_array(datum))
+                return enc_bad(err, "array");
+            if (json_array_size(datum) > 0) {
+                rf__iceberg_avro_put_block(enc, (int64_t)json_array_size(datum));
+                json_array_foreach(datum, i, item)
+                {
+                    if ((rc = rf__iceberg_avro_encode_json(enc, json_object_get(schema, "items"),
+                                                           item, err)))
+                        return rc;
+                }
+            }
+            rf__iceberg_avro_put_array_end(enc);
+            return enc->rc;
+        }
+        if (!strcmp(t, "map")) {
+            const char *key;
+            const json_t *val;
+            if (!json_is_object(datum))
+                return enc_bad(err, "map");
+            if (json_object_size(datum) > 0) {
+                rf__iceberg_avro_put_block(enc, (int64_t)json_object_size(datum));
+                json_object_foreach((json_t *)datum, key, val)
+                {
+                    rf__iceberg_avro_put_string(enc, key);
+                    if ((rc = rf__iceberg_avro_encode_json(enc, json_object_get(schema, "values"),
+                                                           val, err)))
+                        return rc;
+                }
+            }
+            rf__iceberg_avro_put_array_end(enc);
+            return enc->rc;
+        }
+        if (!strcmp(t, "fixed")) {
+            json_int_t size = json_integer_value(json_object_get(schema, "size"));
+            if (!json_is_string(datum) || (json_int_t)json_string_length(datum) != size)
+                return enc_bad(err, "fixed");
+            rf__iceberg_avro_put_fixed(enc, json_string_value(datum), json_string_length(datum));
+            return enc->rc;
+        }
+        /* {"type": "int", "logicalType": ...} and the like wrap a primitive. */
+        return rf__iceberg_avro_encode_json(enc, inner, datum, err);
+    }
+    t = json_string_value(schema);
+    if (!t)
+        return enc_bad(err, "schema");
+    if (!strcmp(t, "null")) {
+        if (datum && !json_is_null(datum))
+            return enc_bad(err, "null");
+    } else if (!strcmp(t, "boolean")) {
+        if (!json_is_boolean(datum))
+            return enc_bad(err, "boolean");
+        rf__iceberg_avro_put_bool(enc, json_is_true(datum));
+    } else if (!strcmp(t, "int") || !strcmp(t, "long")) {
+        json_int_t v;
+        if (!json_is_integer(datum))
+            return enc_bad(err, t);
+        v = json_integer_value(datum);
+        if (t[0] == 'i' && (v < INT32_MIN || v > INT32_MAX))
+            return enc_bad(err, "int out of range");
+        rf__iceberg_avro_put_long(enc, (int64_t)v);
+    } else if (!strcmp(t, "float") || !strcmp(t, "double")) {
+        if (!json_is_number(datum))
+            return enc_bad(err, t);
+        if (t[0] == 'f')
+            rf__iceberg_avro_put_float(enc, (float)json_number_value(datum));
+        else
+            rf__iceberg_avro_put_double(enc, json_number_value(datum));
+    } else if (!strcmp(t, "bytes") || !strcmp(t, "string")) {
+        if (!json_is_string(datum))
+            return enc_bad(err, t);
+        rf__iceberg_avro_put_bytes(enc, json_string_value(datum), json_string_length(datum));
+    } else {
+        return enc_bad(err, "named type reference");
+    }
+    return enc->rc;
+}
+
+static int64_t entry_int(const json_t *o, const char *key, int64_t dflt)
+{
+    const json_t *v = json_object_get(o, key);
+    return json_is_integer(v) ? (int64_t)json_integer_value(v) : dflt;
+}
+
+rf_rc rf__iceberg_manifest_write_entries(const char *location, const rf_iceberg_meta_t *m,
+                                         int64_t snapshot_id, int64_t seq,
+                                         rf_iceberg_avro_codec codec, const json_t *entries,
+                                         rf_iceberg_manifest_file_t *out, rf_err_t *err)
+{
+    const json_t *spec = rf__iceberg_meta_spec(m);
+    const json_t *sfields = json_object_get(spec, "fields");
+    size_t nspec = json_array_size(sfields);
+    rf_buf_t schema;
+    json_t *jschema = NULL;
+    json_error_t jerr;
+    rf_iceberg_avro_writer_t *w = NULL;
+    rf_iceberg_manifest_file_t mf;
+    char *schema_text = NULL, *spec_text = NULL, *data = NULL;
+    char schema_id[16], spec_id[16];
+    int32_t *lo = NULL, *hi = NULL;
+    int *has = NULL;
+    size_t len = 0, i;
+    const json_t *e;
+    int64_t min_seq = INT64_MAX;
+    rf_rc rc = RF_OK;
+
+    memset(&mf, 0, sizeof mf);
+    memset(out, 0, sizeof *out);
+    rf_buf_init(&schema, 0);
+    if (!spec || !rf__iceberg_meta_schema(m) || !json_is_array(entries)) {
+        rc = rf_err_set(err, RF_EINVAL, "iceberg manifest: metadata lacks a schema or spec");
+        goto out;
+    }
+    rf_buf_puts(&schema, entry_schema_head);
+    if ((rc = partition_fields_json(sfields, &schema, err)))
+        goto out;
+    rf_buf_puts(&schema, entry_schema_tail);
+    jschema = json_loads(schema.ptr, 0, &jerr);
+    if (!jschema) {
+        rc = rf_err_set(err, RF_EINVAL, "iceberg manifest: entry schema: %s", jerr.text);
+        goto out;
+    }
+    schema_text = json_dumps(rf__iceberg_meta_schema(m), JSON_COMPACT);
+    spec_text = json_dumps(sfields, JSON_COMPACT);
+    snprintf(schema_id, sizeof schema_id, "%d", (int)rf__iceberg_meta_schema_id(m));
+    snprintf(spec_id, sizeof spec_id, "%d", (int)rf__iceberg_meta_spec_id(m));
+    {
+        const rf_iceberg_kv_t meta[] = {
+            {"schema", schema_text},        {"schema-id", schema_id}, {"partition-spec", spec_text},
+            {"partition-spec-id", spec_id}, {"format-version", "2"},  {"content", "data"},
+        };
+        if ((rc = rf__iceberg_avro_writer_new(schema.ptr, codec, meta, sizeof meta / sizeof meta[0],
+                                              &w, err)))
+            goto out;
+    }
+    mf.path = rf_xstrdup(location);
+    mf.spec_id = rf__iceberg_meta_spec_id(m);
+    mf.seq = seq;
+    mf.added_snapshot_id = snapshot_id;
+    mf.has_parts = 1;
+    mf.nparts = nspec;
+    mf.parts = rf_xcalloc(nspec ? nspec : 1, sizeof *mf.parts);
+    lo = rf_xcalloc(nspec ? nspec : 1, sizeof *lo);
+    hi = rf_xcalloc(nspec ? nspec : 1, sizeof *hi);
+    has = rf_xcalloc(nspec ? nspec : 1, sizeof *has);
+
+    json_array_foreach(entries, i, e)
+    {
+        const json_t *df = json_object_get(e, "data_file");
+        const json_t *part = json_object_get(df, "partition");
+        int64_t status = entry_int(e, "status", -1);
+        int64_t rows = entry_int(df, "record_count", -1);
+        int64_t dseq = entry_int(e, "sequence_number", status == 1 ? seq : -1);
+        if (status < 0 || status > 2 || rows < 0 || !json_is_object(part) ||
+            (status != 1 && dseq < 0)) {
+            rc = rf_err_set(err, RF_EINVAL,
+                            "iceberg manifest: entry %zu lacks a status, record count, partition "
+                            "or sequence number",
+                            i);
+            goto out;
+        }
+        if ((rc = rf__iceberg_avro_encode_json(rf__iceberg_avro_writer_enc(w), jschema, e, err)))
+            goto out;
+        if ((rc = rf__iceberg_avro_writer_next(w, err)))
+            goto out;
+        if (status == 1) {
+            mf.added_files++;
+            mf.added_rows += rows;
+        } else if (status == 0) {
+            mf.existing_files++;
+            mf.existing_rows += rows;
+        } else {
+            mf.deleted_files++;
+            mf.deleted_rows += rows;
+        }
+        if (status != 2 && dseq < min_seq)
+            min_seq = dseq;
+        for (size_t k = 0; k < nspec; k++) {
+            const char *pname =
+                json_string_value(json_object_get(json_array_get(sfields, k), "name"));
+            char *aname = pname ? avro_name(pname) : NULL;
+            const json_t *pv = aname ? json_object_get(part, aname) : NULL;
+            free(aname);
+            if (!json_is_integer(pv)) {
+                mf.parts[k].contains_null = 1;
+                continue;
+            }
+            int32_t v = (int32_t)json_integer_value(pv);
+            if (!has[k]) {
+                has[k] = 1;
+                lo[k] = hi[k] = v;
+            } else {
+                lo[k] = v < lo[k] ? v : lo[k];
+                hi[k] = v > hi[k] ? v : hi[k];
+            }
+        }
+    }
+    mf.min_seq = min_seq == INT64_MAX ? seq : min_seq;
+    for (size_t k = 0; k < nspec; k++) {
+        uint8_t b[4];
+        if (!has[k])
+            continue;
+        le32(lo[k], b);
+        mf.parts[k].lower = dup_bytes(b, 4);
+        le32(hi[k], b);
+        mf.parts[k].upper = dup_bytes(b, 4);
+        mf.parts[k].lower_len = mf.parts[k].upper_len = 4;
+    }
+    if ((rc = rf__iceberg_avro_writer_finish(w, &data, &len, err)))
+        goto out;
+    if ((rc = write_file(location, data, len, err)))
+        goto out;
+    mf.length = (int64_t)len;
+    *out = mf;
+    memset(&mf, 0, sizeof mf);
+out:
+    rf__iceberg_manifest_file_fini(&mf);
+    rf__iceberg_avro_writer_free(w);
+    rf_buf_fini(&schema);
+    json_decref(jschema);
+    free(lo);
+    free(hi);
+    free(has);
+    free(schema_text);
+    free(spec_text);
+    free(data);
+    return rc;
+}

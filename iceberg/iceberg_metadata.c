@@ -630,6 +630,18 @@ rf_rc rf__iceberg_meta_add_snapshot(rf_iceberg_meta_t *m, int64_t snapshot_id,
                                     const rf_iceberg_append_stats_t *added,
                                     const rf_iceberg_kv_t *props, size_t nprops, rf_err_t *err)
 {
+    return rf__iceberg_meta_add_snapshot_op(m, snapshot_id, manifest_list, timestamp_ms, "append",
+                                            added, NULL, props, nprops, err);
+}
+
+rf_rc rf__iceberg_meta_add_snapshot_op(rf_iceberg_meta_t *m, int64_t snapshot_id,
+                                       const char *manifest_list, int64_t timestamp_ms,
+                                       const char *operation,
+                                       const rf_iceberg_append_stats_t *added,
+                                       const rf_iceberg_removed_stats_t *removed,
+                                       const rf_iceberg_kv_t *props, size_t nprops, rf_err_t *err)
+{
+    static const rf_iceberg_removed_stats_t none = {0, 0, 0};
     const json_t *parent = rf__iceberg_meta_snapshot(m, -1);
     int64_t parent_id = rf__iceberg_meta_current_snapshot_id(m);
     int64_t seq = rf__iceberg_meta_last_seq(m) + 1;
@@ -640,15 +652,26 @@ rf_rc rf__iceberg_meta_add_snapshot(rf_iceberg_meta_t *m, int64_t snapshot_id,
         find_by_int(json_object_get(m->root, "snapshots"), "snapshot-id", snapshot_id))
         return rf_err_set(err, RF_EINVAL, "iceberg snapshot: id %" PRId64 " is invalid or taken",
                           snapshot_id);
+    if (!operation || (strcmp(operation, "append") && strcmp(operation, "replace") &&
+                       strcmp(operation, "overwrite") && strcmp(operation, "delete")))
+        return rf_err_set(err, RF_EINVAL, "iceberg snapshot: unknown operation %s",
+                          operation ? operation : "(null)");
+    if (!removed)
+        removed = &none;
     summary = json_object();
-    json_object_set_new(summary, "operation", json_string("append"));
+    json_object_set_new(summary, "operation", json_string(operation));
     put_count(summary, "added-data-files", added->data_files);
     put_count(summary, "added-records", added->records);
     put_count(summary, "added-files-size", added->files_size);
+    if (removed->data_files) {
+        put_count(summary, "deleted-data-files", removed->data_files);
+        put_count(summary, "deleted-records", removed->records);
+        put_count(summary, "removed-files-size", removed->files_size);
+    }
     put_count(summary, "changed-partition-count", added->changed_partitions);
-    put_total(summary, parent, "total-records", added->records);
-    put_total(summary, parent, "total-files-size", added->files_size);
-    put_total(summary, parent, "total-data-files", added->data_files);
+    put_total(summary, parent, "total-records", added->records - removed->records);
+    put_total(summary, parent, "total-files-size", added->files_size - removed->files_size);
+    put_total(summary, parent, "total-data-files", added->data_files - removed->data_files);
     put_total(summary, parent, "total-delete-files", 0);
     put_total(summary, parent, "total-position-deletes", 0);
     put_total(summary, parent, "total-equality-deletes", 0);
@@ -694,6 +717,41 @@ out:
     json_decref(summary);
     json_decref(snap);
     return rc;
+}
+
+rf_rc rf__iceberg_meta_remove_snapshots(rf_iceberg_meta_t *m, const int64_t *ids, size_t n,
+                                        rf_err_t *err)
+{
+    json_t *snaps = json_object_get(m->root, "snapshots");
+    json_t *slog = json_object_get(m->root, "snapshot-log");
+    const json_t *refs = json_object_get(m->root, "refs");
+    int64_t cur = rf__iceberg_meta_current_snapshot_id(m);
+    const char *rname;
+    const json_t *ref;
+    size_t i;
+
+    for (size_t k = 0; k < n; k++) {
+        if (ids[k] == cur)
+            return rf_err_set(err, RF_EINVAL,
+                              "iceberg snapshot: %" PRId64 " is current and cannot expire", ids[k]);
+        json_object_foreach((json_t *)refs, rname, ref)
+        {
+            if (jint(ref, "snapshot-id", -1) == ids[k])
+                return rf_err_set(err, RF_EINVAL,
+                                  "iceberg snapshot: %" PRId64 " is ref %s and cannot expire",
+                                  ids[k], rname);
+        }
+    }
+    for (size_t k = 0; k < n; k++) {
+        for (i = json_array_size(snaps); i-- > 0;)
+            if (jint(json_array_get(snaps, i), "snapshot-id", -1) == ids[k])
+                json_array_remove(snaps, i);
+        for (i = json_array_size(slog); i-- > 0;)
+            if (jint(json_array_get(slog, i), "snapshot-id", -1) == ids[k])
+                json_array_remove(slog, i);
+    }
+    touch(m, rf_now_ms());
+    return RF_OK;
 }
 
 /* ==== Writing ==== */

@@ -74,6 +74,17 @@ typedef struct rf_index_opts {
     const char *dir;                /* state directory (created if missing); borrowed */
     int dim;                        /* vector dimension; a store made with another dim is refused */
     int64_t checkpoint_interval_ms; /* 0: only at close and on demand */
+    /* The segmented vector index (a zero or NULL field takes the default shown). */
+    int64_t segment_size;     /* vectors in the mutable flat segment before it is sealed and
+                               * rebuilt in the background (50000) */
+    const char *factory;      /* FAISS index_factory string of sealed segments ("HNSW32");
+                               * "Flat" keeps them exact; borrowed */
+    double compact_ratio;     /* a sealed segment whose dead fraction exceeds this is rebuilt
+                               * without its dead vectors (0.3); > 1 never */
+    int ef_search;            /* HNSW efSearch of sealed segments (64) */
+    int ivf_nprobe;           /* IVF nprobe of sealed segments (16) */
+    int64_t filter_exact_max; /* a filter matching at most this many records is searched
+                               * exactly over their vectors (20000) */
 } rf_index_opts_t;
 
 /* Opens (or creates) the store under opts->dir and recovers the vector index: loads the
@@ -139,8 +150,8 @@ typedef struct rf_index_results {
  * ("42", "\"books\"", "true").  Numbers compare numerically; strings compare bytewise
  * (ISO-8601 UTC times therefore order correctly). */
 typedef enum rf_index_cond_kind {
-    RF_INDEX_COND_EQ = 1, /* field == values[0] */
-    RF_INDEX_COND_IN = 2, /* field equals one of values[0..value_cnt) */
+    RF_INDEX_COND_EQ = 1,    /* field == values[0] */
+    RF_INDEX_COND_IN = 2,    /* field equals one of values[0..value_cnt) */
     RF_INDEX_COND_RANGE = 3, /* lo <= field <= hi, with either bound optional */
 } rf_index_cond_kind;
 
@@ -149,7 +160,7 @@ typedef struct rf_index_cond {
     rf_index_cond_kind kind;
     const char *const *values; /* EQ, IN */
     size_t value_cnt;
-    const char *lo, *hi; /* RANGE: JSON scalar texts or NULL for unbounded */
+    const char *lo, *hi;  /* RANGE: JSON scalar texts or NULL for unbounded */
     int lo_excl, hi_excl; /* RANGE: 1 for > / < instead of >= / <= */
 } rf_index_cond_t;
 
@@ -165,7 +176,7 @@ typedef struct rf_index_query {
     const float *vec; /* dim floats, unit length */
     int k;
     const rf_index_filter_t *filter; /* NULL: no filter */
-    float min_score; /* hits scoring below are dropped; -INFINITY or -2 for none */
+    float min_score;                 /* hits scoring below are dropped; -INFINITY or -2 for none */
 } rf_index_query_t;
 
 /* Filtered top-k.  Every hit satisfies the filter; `k` hits come back whenever k
@@ -199,7 +210,11 @@ rf_rc rf_index_record_get(rf_index_t *ix, const char *id, char **json, rf_err_t 
 
 /* Status: {"records":N,"seq":N,"offsets":{"topic/partition":next},"dead_letters":N,
  *          "checkpoint_seq":N (-1 none),"newest_event_time_ms":N,"index_seq":N,
- *          "vectors":N}.  Caller frees. Any thread. */
+ *          "vectors":N,"segments":N,"segments_pending":N,"dead_vectors":N,
+ *          "memory_bytes":N,"bytes_per_record":N}.  memory_bytes estimates what the
+ *          vector index holds in memory (vectors, graphs or lists, id maps, tombstones,
+ *          filterable metadata); bytes_per_record divides it by the live vectors.
+ *          Caller frees. Any thread. */
 char *rf_index_status_json(rf_index_t *ix);
 
 /* Counts for tests and metrics. Any thread. */
@@ -215,5 +230,62 @@ rf_rc rf_index_vector_by_hash(rf_index_t *ix, const uint8_t hash[32], float *out
 
 /* Writes a checkpoint now (synchronously, for tests and clean stops). Writer thread. */
 rf_rc rf_index_checkpoint(rf_index_t *ix, rf_err_t *err);
+
+/* ==== Changelog reader (for the Iceberg exporter) ==== */
+
+/* A read-only view of the changelog on its own SQLite connection: it never blocks the
+ * writer (WAL) and sees whole batches only.  It needs no rf_index_t, so another process
+ * (`ragfeed history export`) can read a store that `ragfeed run` is writing.  A handle
+ * belongs to one thread at a time.  INVARIANT(history-exported-once): rows come in seq
+ * order, each seq once. */
+typedef struct rf_index_changelog rf_index_changelog_t;
+
+/* One changelog row.  Every pointer is borrowed and valid only during the callback. */
+typedef struct rf_index_change {
+    int64_t seq;
+    int is_delete;               /* op: 0 upsert, 1 delete */
+    const char *id;              /* never NULL */
+    int64_t vid;                 /* the record's row id in the store */
+    const char *source;          /* may be NULL */
+    const char *tenant;          /* may be NULL */
+    const char *text;            /* upsert: the text; delete: NULL */
+    const char *metadata_json;   /* JSON object text or NULL */
+    const float *vec;            /* dim floats, or NULL (deletes) */
+    int dim;                     /* 0 when vec is NULL */
+    const char *model;           /* may be NULL */
+    const uint8_t *content_hash; /* 32 bytes or NULL */
+    const char *label;           /* may be NULL */
+    int has_label_score;
+    double label_score;
+    int64_t event_time_ms;  /* 0 unknown */
+    const char *source_pos; /* may be NULL */
+    const char *topic;      /* Kafka coordinates; topic NULL and has_kafka 0 when unknown */
+    int has_kafka;
+    int32_t partition;
+    int64_t offset;
+    int64_t ingest_time_ms; /* when the store applied it */
+} rf_index_change_t;
+
+/* Called for each row in seq order.  A return other than RF_OK stops the scan, which
+ * then returns that code (err as the callback left it). */
+typedef rf_rc (*rf_index_change_fn)(void *opaque, const rf_index_change_t *chg, rf_err_t *err);
+
+/* Opens <state_dir>/store.db read-only.  RF_ENOTFOUND when there is no store there,
+ * RF_ESTORE when the file is not a ragfeed store.  Caller frees with
+ * rf_index_changelog_close(). */
+rf_rc rf_index_changelog_open(const char *state_dir, rf_index_changelog_t **out, rf_err_t *err);
+
+/* Calls fn for at most max rows with seq > after_seq, in seq order, all read in one
+ * read transaction.  *n_out (may be NULL) is the number of rows passed to fn and
+ * accepted.  Errors: the callback's, RF_ECORRUPT for a malformed row, RF_EBUSY/RF_EIO
+ * from SQLite. */
+rf_rc rf_index_changelog_scan(rf_index_changelog_t *cl, int64_t after_seq, size_t max,
+                              rf_index_change_fn fn, void *opaque, size_t *n_out, rf_err_t *err);
+
+/* The highest seq in the changelog (0 when empty). */
+rf_rc rf_index_changelog_max_seq(rf_index_changelog_t *cl, int64_t *seq, rf_err_t *err);
+
+/* Closes the connection and frees.  NULL is a no-op. */
+void rf_index_changelog_close(rf_index_changelog_t *cl);
 
 #endif /* RF_INDEX_H */

@@ -13,7 +13,9 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -21,21 +23,37 @@
 
 #include <sodium.h>
 
+#include <faiss/c_api/AutoTune_c.h>
+#include <faiss/c_api/IndexIVF_c.h>
+#include <faiss/c_api/error_c.h>
+#include <faiss/c_api/index_factory_c.h>
+#include <faiss/c_api/index_io_c.h>
+
 #include "index/index_int.h"
 
 /* ==== Checkpoint file format ==== */
 
-/* A checkpoint is a 64-byte header then the FAISS serialisation of the index:
- *   0  magic "RFIDX001"          8 bytes
+/* Two kinds of file, each a 64-byte header then a payload:
+ *   0  magic "RFIDX002" (manifest) or "RFSEG002" (segment)   8 bytes
  *   8  format version            u32 little-endian
  *  12  dim                       u32
- *  16  store seq reflected       i64
+ *  16  store seq (manifest) or segment id (segment)   i64
  *  24  payload length            u64
  *  32  BLAKE2b-256 over bytes 0..31 and the payload
  * The hash covers the header fields too: a flipped seq would otherwise make recovery
- * replay from the wrong point. */
-#define CKPT_MAGIC   "RFIDX001"
-#define CKPT_VERSION 1u
+ * replay from the wrong point.
+ *
+ * A manifest, index-<seq>.ckpt, is the state of the vector index at store seq <seq>:
+ *   u32 number of FAISS segments, u32 their ids (read alone when pruning)
+ *   u32 views, u32 next segment id, then per view (oldest first):
+ *   u32 segment id, u8 kind, u8 sealed, u8 final, u8 0, u64 n, u64 cap,
+ *   ceil(n/8) bytes of live bitmap, and for a flat segment its rows and vectors
+ *   (n i64 vids, n attribute blobs as u32 length + bytes, n*dim f32).
+ * A FAISS segment is immutable once built, so it is written once, to seg-<id>.seg:
+ *   u64 n, n i64 vids, n attribute blobs, u64 index length, the FAISS serialisation. */
+#define CKPT_MAGIC   "RFIDX002"
+#define SEG_MAGIC    "RFSEG002"
+#define CKPT_VERSION 2u
 #define CKPT_HDR     64
 
 static void put_le(uint8_t *p, uint64_t v, int n)
@@ -61,27 +79,45 @@ static void ckpt_hash(const uint8_t *hdr, const uint8_t *payload, size_t len, ui
     crypto_generichash_final(&st, out, 32);
 }
 
+/* Fills the header of buf (len bytes, header included) and hashes it. */
+static void hdr_seal(uint8_t *buf, size_t len, const char *magic, int dim, int64_t tag)
+{
+    memcpy(buf, magic, 8);
+    put_le(buf + 8, CKPT_VERSION, 4);
+    put_le(buf + 12, (uint64_t)dim, 4);
+    put_le(buf + 16, (uint64_t)tag, 8);
+    put_le(buf + 24, (uint64_t)(len - CKPT_HDR), 8);
+    memset(buf + 32, 0, 32);
+    ckpt_hash(buf, buf + CKPT_HDR, len - CKPT_HDR, buf + 32);
+}
+
 char *rf__index_ckpt_path(const char *dir, int64_t seq)
 {
     return rf_xasprintf("%s/index-%lld.ckpt", dir, (long long)seq);
 }
 
-/* Parses "index-<seq>.ckpt"; returns 1 and *seq on a match. */
-static int ckpt_name_seq(const char *name, int64_t *seq)
+char *rf__index_seg_path(const char *dir, uint32_t id)
 {
+    return rf_xasprintf("%s/seg-%u.seg", dir, (unsigned)id);
+}
+
+/* Parses "<prefix><n><suffix>"; returns 1 and *n on a match. */
+static int name_num(const char *name, const char *prefix, const char *suffix, int64_t *n)
+{
+    size_t pl = strlen(prefix);
     const char *p;
     char *end;
     long long v;
-    if (strncmp(name, "index-", 6) != 0)
+    if (strncmp(name, prefix, pl) != 0)
         return 0;
-    p = name + 6;
+    p = name + pl;
     if (*p < '0' || *p > '9')
         return 0;
     errno = 0;
     v = strtoll(p, &end, 10);
-    if (errno || strcmp(end, ".ckpt") != 0)
+    if (errno || strcmp(end, suffix) != 0)
         return 0;
-    *seq = v;
+    *n = v;
     return 1;
 }
 
@@ -91,135 +127,569 @@ static int seq_desc(const void *a, const void *b)
     return (x < y) - (x > y);
 }
 
-/* The seqs of the checkpoint files in dir, newest first; caller frees.  Leftover
- * temporary files of an interrupted write are removed on the way when `sweep`. */
-static int64_t *ckpt_list(const char *dir, size_t *n, int sweep)
+/* The numbers of the files "<prefix>N<suffix>" in dir, highest first; caller frees.
+ * Leftover temporary files of an interrupted write are removed on the way when `sweep`. */
+static int64_t *file_list(const char *dir, const char *prefix, const char *suffix, size_t *n,
+                          int sweep)
 {
     DIR *d = opendir(dir);
     struct dirent *de;
-    int64_t *v = NULL, seq;
+    int64_t *v = NULL, num;
     size_t cnt = 0, cap = 0;
+    char *tmpmark = rf_xasprintf("%s.tmp.", suffix);
     *n = 0;
-    if (!d)
+    if (!d) {
+        free(tmpmark);
         return NULL;
+    }
     while ((de = readdir(d))) {
-        if (ckpt_name_seq(de->d_name, &seq)) {
+        if (name_num(de->d_name, prefix, suffix, &num)) {
             if (cnt == cap) {
                 cap = cap ? cap * 2 : 8;
                 v = rf_xrealloc(v, cap * sizeof(*v));
             }
-            v[cnt++] = seq;
-        } else if (sweep && strncmp(de->d_name, "index-", 6) == 0 &&
-                   strstr(de->d_name, ".ckpt.tmp.")) {
+            v[cnt++] = num;
+        } else if (sweep && strncmp(de->d_name, prefix, strlen(prefix)) == 0 &&
+                   strstr(de->d_name, tmpmark)) {
             char *p = rf_xasprintf("%s/%s", dir, de->d_name);
             unlink(p);
             free(p);
         }
     }
     closedir(d);
+    free(tmpmark);
     if (cnt)
         qsort(v, cnt, sizeof(*v), seq_desc);
     *n = cnt;
     return v;
 }
 
-/* Keeps the checkpoint just written and the newest older one; removes the rest,
- * including any with a higher seq (left by another history of this store). */
-static void ckpt_prune(rf_index_t *ix, int64_t keep_seq)
+/* A mapped, verified file: its payload. */
+typedef struct mapped {
+    uint8_t *map;
+    size_t size;
+    const uint8_t *payload;
+    size_t len;
+    int64_t tag;
+} mapped_t;
+
+static void mapped_fini(mapped_t *m)
 {
-    size_t n, kept = 0;
-    int64_t *v = ckpt_list(ix->dir, &n, 0);
-    for (size_t i = 0; i < n; i++) {
-        if (v[i] == keep_seq || (v[i] < keep_seq && kept + 1 < RF__INDEX_CKPT_KEEP)) {
-            if (v[i] != keep_seq)
-                kept++;
-            continue;
-        }
-        char *p = rf__index_ckpt_path(ix->dir, v[i]);
-        if (unlink(p) == 0)
-            RF_LOG(RF_LOG_DEBUG, RF_MOD_INDEX, "path=%s removed old checkpoint", p);
-        free(p);
-    }
-    free(v);
+    if (m->map && m->map != MAP_FAILED)
+        munmap(m->map, m->size);
+    memset(m, 0, sizeof(*m));
 }
 
-/* Reads and verifies one checkpoint; *out is its vector index, *seq_out its seq. */
-static rf_rc ckpt_load(rf_index_t *ix, int64_t name_seq, int64_t store_seq, FaissIndex **out,
-                       int64_t *seq_out, rf_err_t *err)
+/* Maps path and checks its header and hash.  name_tag is what the header's tag must be. */
+static rf_rc file_map(rf_index_t *ix, const char *path, const char *magic, int64_t name_tag,
+                      mapped_t *m, rf_err_t *err)
 {
-    char *path = rf__index_ckpt_path(ix->dir, name_seq);
-    uint8_t *map = MAP_FAILED, hash[32];
-    size_t size = 0;
-    uint64_t len;
-    int64_t seq;
     struct stat sb;
+    uint8_t hash[32];
+    uint64_t len;
     rf_rc rc = RF_OK;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    *out = NULL;
-    if (fd < 0) {
-        rc = rf_err_sys(err, RF_EIO, "open %s", path);
-        goto out;
-    }
+    memset(m, 0, sizeof(*m));
+    if (fd < 0)
+        return rf_err_sys(err, RF_EIO, "open %s", path);
     if (fstat(fd, &sb)) {
         rc = rf_err_sys(err, RF_EIO, "stat %s", path);
         goto out;
     }
-    size = (size_t)sb.st_size;
-    if (size < CKPT_HDR) {
-        rc = rf_err_set(err, RF_ECORRUPT, "%s: %zu bytes, shorter than the header", path, size);
+    m->size = (size_t)sb.st_size;
+    if (m->size < CKPT_HDR) {
+        rc = rf_err_set(err, RF_ECORRUPT, "%s: %zu bytes, shorter than the header", path, m->size);
         goto out;
     }
-    map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (map == MAP_FAILED) {
+    m->map = mmap(NULL, m->size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (m->map == MAP_FAILED) {
+        m->map = NULL;
         rc = rf_err_sys(err, RF_EIO, "mmap %s", path);
         goto out;
     }
-    seq = (int64_t)get_le(map + 16, 8);
-    len = get_le(map + 24, 8);
-    if (memcmp(map, CKPT_MAGIC, 8) != 0) {
+    m->tag = (int64_t)get_le(m->map + 16, 8);
+    len = get_le(m->map + 24, 8);
+    if (memcmp(m->map, magic, 5) != 0) {
         rc = rf_err_set(err, RF_ECORRUPT, "%s: bad magic", path);
-    } else if (get_le(map + 8, 4) != CKPT_VERSION) {
+    } else if (get_le(m->map + 8, 4) != CKPT_VERSION || memcmp(m->map, magic, 8) != 0) {
         rc = rf_err_set(err, RF_ECORRUPT, "%s: format version %u, this build reads %u", path,
-                        (unsigned)get_le(map + 8, 4), CKPT_VERSION);
-    } else if (get_le(map + 12, 4) != (uint64_t)ix->dim) {
+                        (unsigned)get_le(m->map + 8, 4), CKPT_VERSION);
+    } else if (get_le(m->map + 12, 4) != (uint64_t)ix->dim) {
         rc = rf_err_set(err, RF_ECORRUPT, "%s: dim %u, store dim %d", path,
-                        (unsigned)get_le(map + 12, 4), ix->dim);
-    } else if (len != size - CKPT_HDR) {
+                        (unsigned)get_le(m->map + 12, 4), ix->dim);
+    } else if (len != m->size - CKPT_HDR) {
         rc = rf_err_set(err, RF_ECORRUPT, "%s: payload length %" PRIu64 ", file holds %zu", path,
-                        len, size - CKPT_HDR);
-    } else if (seq != name_seq) {
-        rc = rf_err_set(err, RF_ECORRUPT, "%s: header seq %lld differs from its name", path,
-                        (long long)seq);
-    } else if (seq > store_seq) {
-        rc = rf_err_set(err, RF_ECORRUPT, "%s: seq %lld is ahead of the store (seq %lld)", path,
-                        (long long)seq, (long long)store_seq);
+                        len, m->size - CKPT_HDR);
+    } else if (m->tag != name_tag) {
+        rc = rf_err_set(err, RF_ECORRUPT, "%s: header %s %lld differs from its name", path,
+                        magic[2] == 'I' ? "seq" : "segment id", (long long)m->tag);
     }
     if (rc)
         goto out;
-    ckpt_hash(map, map + CKPT_HDR, (size_t)len, hash);
-    if (sodium_memcmp(hash, map + 32, 32) != 0) {
+    ckpt_hash(m->map, m->map + CKPT_HDR, (size_t)len, hash);
+    if (sodium_memcmp(hash, m->map + 32, 32) != 0) {
         rc = rf_err_set(err, RF_ECORRUPT, "%s: hash mismatch", path);
         goto out;
     }
-    if ((rc = rf__index_vec_load(map + CKPT_HDR, (size_t)len, ix->dim, out, err)))
-        goto out;
-    *seq_out = seq;
+    m->payload = m->map + CKPT_HDR;
+    m->len = (size_t)len;
 out:
-    if (map != MAP_FAILED)
-        munmap(map, size);
-    if (fd >= 0)
-        close(fd);
-    free(path);
+    close(fd);
+    if (rc)
+        mapped_fini(m);
     return rc;
 }
 
-static int64_t vec_seq_get(rf_index_t *ix)
+/* ==== Payload reading and writing ==== */
+
+typedef struct cur {
+    const uint8_t *p;
+    size_t len, off;
+    int bad;
+} cur_t;
+
+static const uint8_t *cur_take(cur_t *c, size_t n)
 {
-    int64_t v;
-    pthread_rwlock_rdlock(&ix->vec_lock);
-    v = ix->vec_broken ? -2 : ix->vec_seq;
-    pthread_rwlock_unlock(&ix->vec_lock);
-    return v;
+    const uint8_t *r;
+    if (c->bad || n > c->len - c->off) {
+        c->bad = 1;
+        return NULL;
+    }
+    r = c->p + c->off;
+    c->off += n;
+    return r;
+}
+
+static uint64_t cur_u(cur_t *c, int n)
+{
+    const uint8_t *p = cur_take(c, (size_t)n);
+    return p ? get_le(p, n) : 0;
+}
+
+/* n vids and n attribute blobs into fresh rows. */
+static rf__index_rows_t *read_rows(cur_t *c, size_t n, size_t cap, size_t *attr_bytes)
+{
+    rf__index_rows_t *rows = rf_xcalloc(1, sizeof(*rows));
+    rows->refs = 1;
+    rows->cap = cap;
+    rows->vids = rf_xmalloc((cap ? cap : 1) * sizeof(*rows->vids));
+    rows->attrs = rf_xcalloc(cap ? cap : 1, sizeof(*rows->attrs));
+    *attr_bytes = 0;
+    for (size_t i = 0; i < n && !c->bad; i++) {
+        rows->vids[i] = (int64_t)cur_u(c, 8);
+        if (rows->vids[i] <= 0)
+            c->bad = 1;
+    }
+    for (size_t i = 0; i < n && !c->bad; i++) {
+        size_t al = (size_t)cur_u(c, 4);
+        const uint8_t *a = al ? cur_take(c, al) : NULL;
+        if (al && (!a || al < 4 || get_le(a, 4) != al)) {
+            c->bad = 1;
+            break;
+        }
+        if (a) {
+            rows->attrs[i] = rf_xmalloc(al);
+            memcpy(rows->attrs[i], a, al);
+            *attr_bytes += al;
+        }
+        rows->filled = i + 1;
+    }
+    return rows;
+}
+
+static rf_rc put(rf_buf_t *b, const void *p, size_t n, rf_err_t *err)
+{
+    rf_rc rc = rf_buf_append(b, p, n);
+    if (rc)
+        return rf_err_set(err, rc, "checkpoint buffer: %zu bytes", b->len + n);
+    return RF_OK;
+}
+
+static rf_rc put_u(rf_buf_t *b, uint64_t v, int n, rf_err_t *err)
+{
+    uint8_t t[8];
+    put_le(t, v, n);
+    return put(b, t, (size_t)n, err);
+}
+
+static rf_rc put_rows(rf_buf_t *b, const rf__index_rows_t *rows, size_t n, rf_err_t *err)
+{
+    rf_rc rc = RF_OK;
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = put_u(b, (uint64_t)rows->vids[i], 8, err);
+    for (size_t i = 0; i < n && !rc; i++) {
+        size_t al = rf__index_attrs_len(rows->attrs[i]);
+        if (!(rc = put_u(b, al, 4, err)) && al)
+            rc = put(b, rows->attrs[i], al, err);
+    }
+    return rc;
+}
+
+/* ==== Segment files ==== */
+
+/* tmp + fsync + rename of a file made of several pieces (the FAISS serialisation of a big
+ * segment is not copied into one more buffer). */
+static rf_rc write_pieces_atomic(const char *path, const void *const *ptr, const size_t *len, int n,
+                                 rf_err_t *err)
+{
+    char *tmp = rf_xasprintf("%s.tmp.%ld", path, (long)getpid());
+    rf_rc rc = RF_OK;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        rc = rf_err_sys(err, RF_EIO, "open %s", tmp);
+        goto out;
+    }
+    for (int i = 0; i < n && !rc; i++) {
+        const char *p = ptr[i];
+        size_t left = len[i];
+        while (left) {
+            ssize_t w = write(fd, p, left);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0) {
+                rc = rf_err_sys(err, RF_EIO, "write %s", tmp);
+                break;
+            }
+            p += w;
+            left -= (size_t)w;
+        }
+    }
+    if (!rc && fsync(fd))
+        rc = rf_err_sys(err, RF_EIO, "fsync %s", tmp);
+    if (close(fd) && !rc)
+        rc = rf_err_sys(err, RF_EIO, "close %s", tmp);
+    if (!rc && rename(tmp, path))
+        rc = rf_err_sys(err, RF_EIO, "rename %s", tmp);
+    if (!rc) {
+        /* The rename is durable once the directory is synced. */
+        char *dir = rf_xstrdup(path), *slash = strrchr(dir, '/');
+        int dfd;
+        if (slash)
+            *slash = 0;
+        dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            fsync(dfd);
+            close(dfd);
+        }
+        free(dir);
+    }
+out:
+    if (rc)
+        unlink(tmp);
+    free(tmp);
+    return rc;
+}
+
+rf_rc rf__index_seg_write(rf_index_t *ix, rf__index_seg_t *seg, rf_err_t *err)
+{
+    rf_buf_t rows;
+    uint8_t hdr[CKPT_HDR] = {0};
+    char *ann = NULL, *path = NULL;
+    size_t ann_len = 0;
+    crypto_generichash_state hs;
+    const void *ptr[3];
+    size_t len[3];
+    rf_rc rc;
+    rf_buf_init(&rows, SIZE_MAX);
+    if ((rc = rf__index_ann_save(seg->ann, &ann, &ann_len, err)))
+        goto out;
+    if ((rc = put_u(&rows, seg->cap, 8, err)) || (rc = put_rows(&rows, seg->rows, seg->cap, err)) ||
+        (rc = put_u(&rows, ann_len, 8, err)))
+        goto out;
+    memcpy(hdr, SEG_MAGIC, 8);
+    put_le(hdr + 8, CKPT_VERSION, 4);
+    put_le(hdr + 12, (uint64_t)ix->dim, 4);
+    put_le(hdr + 16, seg->id, 8);
+    put_le(hdr + 24, rows.len + ann_len, 8);
+    crypto_generichash_init(&hs, NULL, 0, 32);
+    crypto_generichash_update(&hs, hdr, 32);
+    crypto_generichash_update(&hs, (const uint8_t *)rows.ptr, rows.len);
+    crypto_generichash_update(&hs, (const uint8_t *)ann, ann_len);
+    crypto_generichash_final(&hs, hdr + 32, 32);
+    path = rf__index_seg_path(ix->dir, seg->id);
+    ptr[0] = hdr;
+    len[0] = CKPT_HDR;
+    ptr[1] = rows.ptr;
+    len[1] = rows.len;
+    ptr[2] = ann;
+    len[2] = ann_len;
+    if ((rc = write_pieces_atomic(path, ptr, len, 3, err)))
+        goto out;
+    seg->ann_bytes = ann_len;
+    __atomic_store_n(&seg->persisted, 1, __ATOMIC_RELEASE);
+out:
+    free(ann);
+    free(path);
+    rf_buf_fini(&rows);
+    return rc;
+}
+
+static rf_rc seg_load(rf_index_t *ix, uint32_t id, rf__index_seg_t **out, rf_err_t *err)
+{
+    char *path = rf__index_seg_path(ix->dir, id);
+    mapped_t m;
+    cur_t c = {0};
+    rf__index_seg_t *seg = NULL;
+    size_t n, ann_len, attr_bytes;
+    const uint8_t *ann;
+    rf_rc rc;
+    *out = NULL;
+    int64_t t0 = rf_mono_ms(), t1, t2;
+    if ((rc = file_map(ix, path, SEG_MAGIC, id, &m, err))) {
+        free(path);
+        return rc;
+    }
+    t1 = rf_mono_ms();
+    c.p = m.payload;
+    c.len = m.len;
+    n = (size_t)cur_u(&c, 8);
+    if (n > m.len / 8) {
+        rc = rf_err_set(err, RF_ECORRUPT, "%s: %zu vectors cannot fit", path, n);
+        goto out;
+    }
+    seg = rf_xcalloc(1, sizeof(*seg));
+    seg->refs = 1;
+    seg->id = id;
+    seg->kind = RF__SEG_ANN;
+    seg->dim = ix->dim;
+    seg->cap = n;
+    seg->persisted = 1;
+    seg->rows = read_rows(&c, n, n, &attr_bytes);
+    ann_len = (size_t)cur_u(&c, 8);
+    ann = cur_take(&c, ann_len);
+    if (c.bad || !ann || c.off != c.len) {
+        rc = rf_err_set(err, RF_ECORRUPT, "%s: malformed payload", path);
+        goto out;
+    }
+    if ((rc = rf__index_ann_load(ann, ann_len, ix->dim, &seg->ann, err)))
+        goto out;
+    if ((size_t)faiss_Index_ntotal(seg->ann) != n) {
+        rc = rf_err_set(err, RF_ECORRUPT, "%s: index holds %lld vectors, rows %zu", path,
+                        (long long)faiss_Index_ntotal(seg->ann), n);
+        goto out;
+    }
+    seg->ann_bytes = ann_len;
+    rf__index_ann_tune(ix, seg->ann);
+    t2 = rf_mono_ms();
+    rf__index_seg_inv_build(seg);
+    RF_LOG(RF_LOG_DEBUG, RF_MOD_INDEX,
+           "segment=%u vectors=%zu map_and_hash_ms=%lld read_ms=%lld keys_ms=%lld segment loaded",
+           id, n, (long long)(t1 - t0), (long long)(t2 - t1), (long long)(rf_mono_ms() - t2));
+out:
+    mapped_fini(&m);
+    free(path);
+    if (rc) {
+        rf__index_seg_unref(seg);
+        return rc;
+    }
+    *out = seg;
+    return RF_OK;
+}
+
+/* ==== Manifests ==== */
+
+static void views_free(rf__index_view_t *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        rf__index_seg_unref(v[i].seg);
+        rf__index_bits_unref(v[i].live);
+    }
+    free(v);
+}
+
+/* Reads and verifies one manifest and the segment files it names. */
+static rf_rc ckpt_load(rf_index_t *ix, int64_t name_seq, int64_t store_seq, rf__index_view_t **out,
+                       size_t *out_n, uint32_t *next_id, rf_err_t *err)
+{
+    char *path = rf__index_ckpt_path(ix->dir, name_seq);
+    mapped_t m;
+    cur_t c = {0};
+    rf__index_view_t *views = NULL;
+    size_t cnt = 0, nviews = 0;
+    rf_rc rc;
+    *out = NULL;
+    *out_n = 0;
+    if ((rc = file_map(ix, path, CKPT_MAGIC, name_seq, &m, err))) {
+        free(path);
+        return rc;
+    }
+    if (m.tag > store_seq) {
+        rc = rf_err_set(err, RF_ECORRUPT, "%s: seq %lld is ahead of the store (seq %lld)", path,
+                        (long long)m.tag, (long long)store_seq);
+        goto out;
+    }
+    c.p = m.payload;
+    c.len = m.len;
+    cur_take(&c, 4 * (size_t)cur_u(&c, 4)); /* the FAISS segment list, for pruning */
+    nviews = (size_t)cur_u(&c, 4);
+    *next_id = (uint32_t)cur_u(&c, 4);
+    if (nviews > m.len / 16) {
+        rc = rf_err_set(err, RF_ECORRUPT, "%s: malformed payload", path);
+        goto out;
+    }
+    views = rf_xcalloc(nviews ? nviews : 1, sizeof(*views));
+    for (size_t i = 0; i < nviews && !rc; i++) {
+        rf__index_view_t *v = &views[cnt];
+        uint32_t id = (uint32_t)cur_u(&c, 4);
+        int kind = (int)cur_u(&c, 1), sealed = (int)cur_u(&c, 1), final = (int)cur_u(&c, 1);
+        size_t n, cap, attr_bytes = 0;
+        const uint8_t *bits;
+        cur_u(&c, 1);
+        n = (size_t)cur_u(&c, 8);
+        cap = (size_t)cur_u(&c, 8);
+        if (c.bad || n > cap || cap > (size_t)RF__INDEX_SEG_SIZE_MAX ||
+            (kind != RF__SEG_FLAT && kind != RF__SEG_ANN) || id >= *next_id) {
+            rc = rf_err_set(err, RF_ECORRUPT, "%s: malformed segment %zu", path, i);
+            break;
+        }
+        bits = cur_take(&c, (n + 7) / 8);
+        if (kind == RF__SEG_ANN) {
+            if ((rc = seg_load(ix, id, &v->seg, err)))
+                break;
+            attr_bytes = 0;
+            for (size_t j = 0; j < v->seg->cap; j++)
+                attr_bytes += rf__index_attrs_len(v->seg->rows->attrs[j]);
+            if (v->seg->cap != n) {
+                rc = rf_err_set(err, RF_ECORRUPT, "%s: segment %u has %zu vectors, file %zu", path,
+                                id, n, v->seg->cap);
+                break;
+            }
+        } else {
+            const uint8_t *vecs;
+            rf__index_seg_t *seg = rf_xcalloc(1, sizeof(*seg));
+            seg->refs = 1;
+            seg->id = id;
+            seg->kind = RF__SEG_FLAT;
+            seg->dim = ix->dim;
+            seg->final = final;
+            seg->cap = cap;
+            v->seg = seg;
+            seg->rows = read_rows(&c, n, cap, &attr_bytes);
+            vecs = cur_take(&c, n * (size_t)ix->dim * sizeof(float));
+            if (c.bad || !vecs) {
+                rc = rf_err_set(err, RF_ECORRUPT, "%s: malformed segment %zu", path, i);
+                break;
+            }
+            seg->vecs = rf_xmalloc((cap ? cap : 1) * (size_t)ix->dim * sizeof(float));
+            memcpy(seg->vecs, vecs, n * (size_t)ix->dim * sizeof(float));
+        }
+        if (!bits) {
+            rc = rf_err_set(err, RF_ECORRUPT, "%s: malformed segment %zu", path, i);
+            break;
+        }
+        v->live = rf__index_bits_new(v->seg->cap);
+        for (size_t j = 0; j < n; j++) {
+            if ((bits[j >> 3] >> (j & 7)) & 1) {
+                v->live->b[j >> 3] |= (uint8_t)(1u << (j & 7));
+                v->live_n++;
+            }
+        }
+        v->n = n;
+        v->sealed = sealed;
+        v->attr_bytes = attr_bytes;
+        if (v->seg->kind == RF__SEG_FLAT && sealed && final)
+            rf__index_seg_inv_build(v->seg);
+        cnt++;
+    }
+    if (!rc && (c.bad || c.off != c.len))
+        rc = rf_err_set(err, RF_ECORRUPT, "%s: malformed payload", path);
+out:
+    mapped_fini(&m);
+    free(path);
+    if (rc) {
+        /* A view whose loading failed half-way is freed with the rest. */
+        if (views && cnt < nviews && (views[cnt].seg || views[cnt].live))
+            cnt++;
+        views_free(views, cnt);
+        return rc;
+    }
+    *out = views;
+    *out_n = cnt;
+    return RF_OK;
+}
+
+/* The FAISS segment ids a manifest names (its first bytes, unverified: used only to
+ * decide which segment files to keep).  -1 when unreadable. */
+static int ckpt_seg_ids(const char *path, uint32_t **ids, size_t *n)
+{
+    uint8_t hdr[CKPT_HDR + 4];
+    FILE *fp = fopen(path, "rb");
+    size_t cnt;
+    *ids = NULL;
+    *n = 0;
+    if (!fp)
+        return -1;
+    if (fread(hdr, 1, sizeof(hdr), fp) != sizeof(hdr)) {
+        fclose(fp);
+        return -1;
+    }
+    cnt = (size_t)get_le(hdr + CKPT_HDR, 4);
+    if (cnt > 1u << 20) {
+        fclose(fp);
+        return -1;
+    }
+    *ids = rf_xmalloc((cnt ? cnt : 1) * sizeof(**ids));
+    for (size_t i = 0; i < cnt; i++) {
+        uint8_t t[4];
+        if (fread(t, 1, 4, fp) != 4) {
+            fclose(fp);
+            free(*ids);
+            *ids = NULL;
+            return -1;
+        }
+        (*ids)[i] = (uint32_t)get_le(t, 4);
+    }
+    fclose(fp);
+    *n = cnt;
+    return 0;
+}
+
+/* Keeps the manifest just written and the newest older one, and the segment files they
+ * name (and those of the current snapshot); removes the rest, including manifests with a
+ * higher seq (left by another history of this store). */
+static void ckpt_prune(rf_index_t *ix, int64_t keep_seq, const rf__index_snap_t *snap)
+{
+    size_t n, kept = 0, keep_n = 0, segs_n;
+    int64_t *v = file_list(ix->dir, "index-", ".ckpt", &n, 0), *segs;
+    uint32_t *keep = NULL;
+    int keep_all = 0;
+    for (size_t i = 0; i < n; i++) {
+        char *p = rf__index_ckpt_path(ix->dir, v[i]);
+        if (v[i] == keep_seq || (v[i] < keep_seq && kept + 1 < RF__INDEX_CKPT_KEEP)) {
+            uint32_t *ids;
+            size_t idn;
+            if (v[i] != keep_seq)
+                kept++;
+            if (ckpt_seg_ids(p, &ids, &idn)) {
+                keep_all = 1;
+            } else {
+                keep = rf_xrealloc(keep, (keep_n + idn + 1) * sizeof(*keep));
+                memcpy(keep + keep_n, ids, idn * sizeof(*ids));
+                keep_n += idn;
+                free(ids);
+            }
+        } else if (unlink(p) == 0) {
+            RF_LOG(RF_LOG_DEBUG, RF_MOD_INDEX, "path=%s removed old checkpoint", p);
+        }
+        free(p);
+    }
+    free(v);
+    segs = file_list(ix->dir, "seg-", ".seg", &segs_n, 0);
+    for (size_t i = 0; i < segs_n && !keep_all; i++) {
+        int used = 0;
+        for (size_t j = 0; j < keep_n && !used; j++)
+            used = keep[j] == (uint32_t)segs[i];
+        for (size_t j = 0; snap && j < snap->cnt && !used; j++)
+            used = snap->v[j].seg->id == (uint32_t)segs[i];
+        if (!used) {
+            char *p = rf__index_seg_path(ix->dir, (uint32_t)segs[i]);
+            if (unlink(p) == 0)
+                RF_LOG(RF_LOG_DEBUG, RF_MOD_INDEX, "path=%s removed old segment", p);
+            free(p);
+        }
+    }
+    free(segs);
+    free(keep);
 }
 
 static int64_t ckpt_seq_get(rf_index_t *ix)
@@ -231,82 +701,157 @@ static int64_t ckpt_seq_get(rf_index_t *ix)
     return v;
 }
 
-/* Writes a checkpoint of the current vector index.  Unless force, does nothing when
- * the index has not changed since the last checkpoint.  Any thread; ckpt_mu makes
- * writers take turns. */
+/* The manifest of snap, header space included. */
+static rf_rc manifest_build(rf_index_t *ix, const rf__index_snap_t *snap, rf_buf_t *b,
+                            rf_err_t *err)
+{
+    uint8_t zero[CKPT_HDR] = {0};
+    size_t ann_n = 0;
+    uint32_t next_id = snap->next_id;
+    rf_rc rc;
+    for (size_t i = 0; i < snap->cnt; i++) {
+        ann_n += snap->v[i].seg->kind == RF__SEG_ANN;
+        if (snap->v[i].seg->id >= next_id)
+            next_id = snap->v[i].seg->id + 1;
+    }
+    if ((rc = put(b, zero, CKPT_HDR, err)) || (rc = put_u(b, ann_n, 4, err)))
+        return rc;
+    for (size_t i = 0; i < snap->cnt && !rc; i++) {
+        if (snap->v[i].seg->kind == RF__SEG_ANN)
+            rc = put_u(b, snap->v[i].seg->id, 4, err);
+    }
+    if (rc || (rc = put_u(b, snap->cnt, 4, err)) || (rc = put_u(b, next_id, 4, err)))
+        return rc;
+    for (size_t i = 0; i < snap->cnt && !rc; i++) {
+        const rf__index_view_t *v = &snap->v[i];
+        const rf__index_seg_t *seg = v->seg;
+        uint8_t h[4] = {(uint8_t)seg->kind, (uint8_t)v->sealed, (uint8_t)seg->final, 0};
+        if ((rc = put_u(b, seg->id, 4, err)) || (rc = put(b, h, 4, err)) ||
+            (rc = put_u(b, v->n, 8, err)) || (rc = put_u(b, seg->cap, 8, err)) ||
+            (rc = put(b, v->live->b, (v->n + 7) / 8, err)))
+            break;
+        if (seg->kind == RF__SEG_FLAT && !(rc = put_rows(b, seg->rows, v->n, err)))
+            rc = put(b, seg->vecs, v->n * (size_t)ix->dim * sizeof(float), err);
+    }
+    return rc;
+}
+
+/* Writes a checkpoint of the current snapshot.  Unless force, does nothing when nothing
+ * changed since the last.  Any thread; ckpt_mu makes writers take turns; searches and the
+ * writer never wait for it. */
 static rf_rc ckpt_write(rf_index_t *ix, int force, rf_err_t *err)
 {
-    char *buf = NULL, *path = NULL;
-    size_t len = 0;
-    int64_t seq = 0, t0 = rf_mono_ms();
-    uint8_t *hdr;
-    rf_rc rc;
+    rf__index_snap_t *snap = NULL;
+    rf_buf_t b;
+    char *path = NULL;
+    int64_t seq, t0 = rf_mono_ms(), gen;
+    rf_rc rc = RF_OK;
+    rf_buf_init(&b, SIZE_MAX);
     pthread_mutex_lock(&ix->ckpt_mu);
-    if (!force) {
-        int64_t vs = vec_seq_get(ix);
-        if (vs == -2 || vs == ckpt_seq_get(ix)) {
-            rc = RF_OK;
-            goto out;
-        }
-    }
-    /* Serialising takes vec_lock shared (searches continue); hashing and writing happen
-     * after it is released. */
-    if ((rc = rf__index_vec_save(ix, CKPT_HDR, &buf, &len, &seq, err)))
+    gen = __atomic_load_n(&ix->inst_gen, __ATOMIC_ACQUIRE);
+    snap = rf__index_snap_acquire(ix);
+    if (!snap)
         goto out;
-    hdr = (uint8_t *)buf;
-    memcpy(hdr, CKPT_MAGIC, 8);
-    put_le(hdr + 8, CKPT_VERSION, 4);
-    put_le(hdr + 12, (uint64_t)ix->dim, 4);
-    put_le(hdr + 16, (uint64_t)seq, 8);
-    put_le(hdr + 24, (uint64_t)(len - CKPT_HDR), 8);
-    ckpt_hash(hdr, hdr + CKPT_HDR, len - CKPT_HDR, hdr + 32);
+    seq = snap->pos.seq;
+    if (!force && seq == ckpt_seq_get(ix) && gen == ix->ckpt_gen)
+        goto out;
+    /* Segment files first: the manifest names only files that are on disk. */
+    for (size_t i = 0; i < snap->cnt; i++) {
+        rf__index_seg_t *seg = snap->v[i].seg;
+        if (seg->kind == RF__SEG_ANN && !__atomic_load_n(&seg->persisted, __ATOMIC_ACQUIRE) &&
+            (rc = rf__index_seg_write(ix, seg, err)))
+            goto out;
+    }
+    if ((rc = manifest_build(ix, snap, &b, err)))
+        goto out;
+    hdr_seal((uint8_t *)b.ptr, b.len, CKPT_MAGIC, ix->dim, seq);
     path = rf__index_ckpt_path(ix->dir, seq);
     /* INVARIANT(index-is-a-view): tmp + fsync + rename, so a crash leaves either the old
      * set of checkpoints or a complete new one, never a torn file under the real name. */
-    if ((rc = rf_file_write_atomic(path, buf, len, err)))
+    if ((rc = rf_file_write_atomic(path, b.ptr, b.len, err)))
         goto out;
     pthread_mutex_lock(&ix->stat_mu);
     ix->ckpt_seq = seq;
     pthread_mutex_unlock(&ix->stat_mu);
-    ckpt_prune(ix, seq);
+    ix->ckpt_gen = gen;
+    ckpt_prune(ix, seq, snap);
     RF_LOG(RF_LOG_DEBUG, RF_MOD_INDEX, "seq=%lld bytes=%zu ms=%lld checkpoint written",
-           (long long)seq, len, (long long)(rf_mono_ms() - t0));
+           (long long)seq, b.len, (long long)(rf_mono_ms() - t0));
 out:
+    rf__index_snap_release(snap);
     pthread_mutex_unlock(&ix->ckpt_mu);
     free(path);
-    free(buf);
+    rf_buf_fini(&b);
     return rc;
 }
 
 /* ==== Recovery ==== */
 
-static rf_rc scan_add(void *opaque, size_t n, const float *vecs, const int64_t *ids, rf_err_t *err)
+/* Appends scanned records in chunks (recovery replay and full rebuilds). */
+typedef struct replay {
+    rf_index_t *ix;
+    rf__index_add_t *adds;
+    float *vecs;
+    size_t n;
+} replay_t;
+
+#define REPLAY_CHUNK 4096
+
+static void replay_flush(replay_t *r)
 {
-    return rf__index_vec_add(opaque, n, vecs, ids, err);
+    if (!r->n)
+        return;
+    rf__index_vec_update(r->ix, NULL, 0, r->adds, r->n, r->ix->wseq);
+    r->n = 0;
 }
 
-/* Builds ix->vec: the newest valid checkpoint plus the changelog after it, or every
- * record when no checkpoint can be used.  Runs in rf_index_open, before other threads. */
+static rf_rc replay_add(void *opaque, const rf__index_scan_rec_t *rec, rf_err_t *err)
+{
+    replay_t *r = opaque;
+    size_t dim = (size_t)r->ix->dim;
+    (void)err;
+    r->adds[r->n].vid = rec->vid;
+    r->adds[r->n].vec = r->vecs + r->n * dim;
+    memcpy(r->vecs + r->n * dim, rec->vec, dim * sizeof(float));
+    r->adds[r->n].attrs = rf__index_attrs_encode(rec->source, rec->tenant, rec->label,
+                                                 rec->event_time_ms, rec->metadata, NULL);
+    if (++r->n == REPLAY_CHUNK)
+        replay_flush(r);
+    return RF_OK;
+}
+
+/* Builds the vector index: the newest valid checkpoint plus the changelog after it, or
+ * every record when no checkpoint can be used.  Runs in rf_index_open, before the
+ * maintenance and checkpoint threads start. */
 static rf_rc recover(rf_index_t *ix, rf_err_t *err)
 {
     int64_t t0 = rf_mono_ms(), store_seq = ix->wseq, ckpt_seq = -1, rows = 0, added = 0;
     int64_t *seqs, *vids = NULL;
-    size_t n, vid_n = 0;
-    FaissIndex *vec = NULL;
+    size_t n, vid_n = 0, view_n = 0;
+    rf__index_view_t *views = NULL;
+    uint32_t next_id = 1;
+    replay_t r = {0};
+    int loaded = 0;
     rf_rc rc = RF_OK;
 
-    seqs = ckpt_list(ix->dir, &n, 1);
-    for (size_t i = 0; i < n && !vec; i++) {
+    seqs = file_list(ix->dir, "index-", ".ckpt", &n, 1);
+    for (size_t i = 0; i < n && !loaded; i++) {
         rf_err_t e;
-        if (ckpt_load(ix, seqs[i], store_seq, &vec, &ckpt_seq, &e) == RF_OK)
+        if (ckpt_load(ix, seqs[i], store_seq, &views, &view_n, &next_id, &e) == RF_OK) {
+            ckpt_seq = seqs[i];
+            loaded = 1;
             break;
+        }
         /* INVARIANT(index-is-a-view): a bad checkpoint is skipped, never fatal; the
          * older one or the store itself has everything. */
         RF_LOG(RF_LOG_WARN, RF_MOD_INDEX, "checkpoint skipped: %s", e.msg);
-        ckpt_seq = -1;
     }
     free(seqs);
-    if (vec) {
+    {
+        size_t sn;
+        free(file_list(ix->dir, "seg-", ".seg", &sn, 1)); /* sweeps interrupted writes */
+    }
+    if (loaded) {
         if ((rc = rf__index_store_changed_vids(ix, ckpt_seq, &vids, &vid_n, &rows, err)))
             goto out;
         if (rows != store_seq - ckpt_seq) {
@@ -316,36 +861,55 @@ static rf_rc recover(rf_index_t *ix, rf_err_t *err)
                    "checkpoint_seq=%lld seq=%lld rows=%lld changelog after the checkpoint is"
                    " incomplete, rebuilding from records",
                    (long long)ckpt_seq, (long long)store_seq, (long long)rows);
-            rf__index_vec_free(vec);
-            vec = NULL;
+            views_free(views, view_n);
+            views = NULL;
+            view_n = 0;
+            next_id = 1;
+            loaded = 0;
             ckpt_seq = -1;
         }
     }
-    if (vec) {
+    RF_LOG(RF_LOG_DEBUG, RF_MOD_INDEX, "checkpoint_seq=%lld ms=%lld checkpoint loaded",
+           (long long)ckpt_seq, (long long)(rf_mono_ms() - t0));
+    rf__index_vec_install(ix, views, view_n, next_id);
+    free(views); /* the references moved into the snapshot */
+    views = NULL;
+    view_n = 0;
+    r.ix = ix;
+    r.adds = rf_xmalloc(REPLAY_CHUNK * sizeof(*r.adds));
+    r.vecs = rf_xmalloc(REPLAY_CHUNK * (size_t)ix->dim * sizeof(float));
+    if (loaded) {
         /* Replay is idempotent: every vid the changelog touched after the checkpoint is
          * removed, then every record whose current version came after it is re-added
-         * from the vectors stored with it (never re-embedded). */
-        if ((rc = rf__index_vec_remove(vec, vid_n, vids, err)) ||
-            (rc = rf__index_store_scan_records(ix, ckpt_seq, 4096, scan_add, vec, &added, err)))
-            goto out;
+         * from the vector stored with it (never re-embedded). */
+        rf__index_vec_update(ix, vids, vid_n, NULL, 0, store_seq);
+        rc = rf__index_store_scan_records(ix, ckpt_seq, replay_add, &r, &added, err);
     } else {
-        if ((rc = rf__index_vec_new(ix->dim, &vec, err)) ||
-            (rc = rf__index_store_scan_records(ix, -1, 4096, scan_add, vec, &added, err)))
-            goto out;
+        rc = rf__index_store_scan_records(ix, -1, replay_add, &r, &added, err);
         rows = store_seq;
     }
-    ix->vec = vec;
-    ix->vec_seq = store_seq;
+    if (rc) {
+        for (size_t i = 0; i < r.n; i++)
+            free(r.adds[i].attrs);
+        goto out;
+    }
+    replay_flush(&r);
+    rf__index_vec_update(ix, NULL, 0, NULL, 0, store_seq); /* publishes the final position */
     ix->ckpt_seq = ckpt_seq;
-    vec = NULL;
-    RF_LOG(RF_LOG_INFO, RF_MOD_INDEX,
-           "seq=%lld checkpoint_seq=%lld replayed_rows=%lld readded=%lld vectors=%lld ms=%lld"
-           " vector index recovered%s",
-           (long long)store_seq, (long long)ckpt_seq, (long long)rows, (long long)added,
-           (long long)faiss_Index_ntotal(ix->vec), (long long)(rf_mono_ms() - t0),
-           ckpt_seq < 0 ? " (full rebuild from the store)" : "");
+    {
+        int64_t mem, live, dead, pending;
+        rf__index_snap_stats(ix, ix->cur, &mem, &live, &dead, &pending);
+        RF_LOG(RF_LOG_INFO, RF_MOD_INDEX,
+               "seq=%lld checkpoint_seq=%lld replayed_rows=%lld readded=%lld vectors=%lld"
+               " segments=%zu ms=%lld vector index recovered%s",
+               (long long)store_seq, (long long)ckpt_seq, (long long)rows, (long long)added,
+               (long long)live, ix->cur->cnt, (long long)(rf_mono_ms() - t0),
+               ckpt_seq < 0 ? " (full rebuild from the store)" : "");
+    }
 out:
-    rf__index_vec_free(vec);
+    free(r.adds);
+    free(r.vecs);
+    views_free(views, view_n);
     free(vids);
     return rc;
 }
@@ -399,9 +963,12 @@ static void thread_stop(rf_index_t *ix)
 static void teardown(rf_index_t *ix)
 {
     thread_stop(ix);
+    rf__index_maint_stop(ix);
     rf__index_store_close(ix);
-    rf__index_vec_free(ix->vec);
-    ix->vec = NULL;
+    rf__index_snap_release(ix->cur);
+    ix->cur = NULL;
+    free(ix->map.keys);
+    free(ix->map.vals);
     if (ix->lock_fd >= 0)
         close(ix->lock_fd); /* releases the flock */
     pthread_cond_destroy(&ix->thr_cond);
@@ -409,10 +976,16 @@ static void teardown(rf_index_t *ix)
     rf_index_position_fini(&ix->pub);
     pthread_cond_destroy(&ix->pos_cond);
     pthread_mutex_destroy(&ix->pos_mu);
+    pthread_cond_destroy(&ix->mt_cond);
+    pthread_cond_destroy(&ix->mt_idle_cond);
+    pthread_mutex_destroy(&ix->mt_mu);
     pthread_mutex_destroy(&ix->ckpt_mu);
-    pthread_rwlock_destroy(&ix->vec_lock);
+    pthread_mutex_destroy(&ix->cur_mu);
+    pthread_mutex_destroy(&ix->w_mu);
     pthread_mutex_destroy(&ix->stat_mu);
     pthread_mutex_destroy(&ix->pool_mu);
+    free(ix->mt_failed);
+    free(ix->factory);
     free(ix->db_path);
     free(ix->dir);
     free(ix);
@@ -437,6 +1010,53 @@ static rf_rc dir_lock(rf_index_t *ix, rf_err_t *err)
     }
     free(path);
     return rc;
+}
+
+/* The options of the vector index, with defaults for fields left 0. */
+static rf_rc opts_check(rf_index_t *ix, const rf_index_opts_t *o, rf_err_t *err)
+{
+    int64_t seg = o->segment_size ? o->segment_size : RF__INDEX_SEG_SIZE_DEF;
+    const char *f = o->factory && *o->factory ? o->factory : RF__INDEX_FACTORY_DEF;
+    if (seg < RF__INDEX_SEG_SIZE_MIN || seg > RF__INDEX_SEG_SIZE_MAX)
+        return rf_err_set(err, RF_ECONFIG, "index segment size %lld: must be %d..%lld",
+                          (long long)seg, RF__INDEX_SEG_SIZE_MIN,
+                          (long long)RF__INDEX_SEG_SIZE_MAX);
+    if (o->compact_ratio < 0 || o->ef_search < 0 || o->ivf_nprobe < 0 || o->filter_exact_max < 0)
+        return rf_err_set(err, RF_ECONFIG,
+                          "index compact ratio, efSearch, nprobe and exact max must be >= 0");
+    if (strlen(f) > 256)
+        return rf_err_set(err, RF_ECONFIG, "index factory string longer than 256 bytes");
+    if (strcasecmp(f, "Flat") != 0) {
+        FaissIndex *probe = NULL;
+        FaissParameterSpace *ps = NULL;
+        int ok = 0;
+        if (faiss_index_factory(&probe, ix->dim, f, METRIC_INNER_PRODUCT)) {
+            const char *m = faiss_get_last_error();
+            return rf_err_set(err, RF_ECONFIG, "index factory \"%s\": %s", f,
+                              m ? m : "not understood by faiss");
+        }
+        /* Searches pass HNSW or IVF search parameters (with the tombstone selector); other
+         * index kinds refuse them. */
+        if (faiss_IndexIVF_cast(probe))
+            ok = 1;
+        else if (faiss_ParameterSpace_new(&ps) == 0) {
+            ok = faiss_ParameterSpace_set_index_parameter(ps, probe, "efSearch", 16) == 0;
+            faiss_ParameterSpace_free(ps);
+        }
+        faiss_Index_free(probe);
+        if (!ok)
+            return rf_err_set(err, RF_ECONFIG,
+                              "index factory \"%s\": sealed segments must be HNSW or IVF indexes "
+                              "(or \"Flat\")",
+                              f);
+    }
+    ix->seg_size = (size_t)seg;
+    ix->factory = rf_xstrdup(f);
+    ix->compact_ratio = o->compact_ratio > 0 ? o->compact_ratio : RF__INDEX_COMPACT_DEF;
+    ix->ef_search = o->ef_search ? o->ef_search : RF__INDEX_EF_DEF;
+    ix->ivf_nprobe = o->ivf_nprobe ? o->ivf_nprobe : RF__INDEX_NPROBE_DEF;
+    ix->exact_max = o->filter_exact_max ? o->filter_exact_max : RF__INDEX_EXACT_MAX_DEF;
+    return RF_OK;
 }
 
 rf_rc rf_index_open(const rf_index_opts_t *opts, rf_index_t **out, rf_err_t *err)
@@ -465,22 +1085,24 @@ rf_rc rf_index_open(const rf_index_opts_t *opts, rf_index_t **out, rf_err_t *err
     ix->ckpt_seq = -1;
     pthread_mutex_init(&ix->pool_mu, NULL);
     pthread_mutex_init(&ix->stat_mu, NULL);
-    pthread_rwlock_init(&ix->vec_lock, NULL);
+    pthread_mutex_init(&ix->w_mu, NULL);
+    pthread_mutex_init(&ix->cur_mu, NULL);
     pthread_mutex_init(&ix->ckpt_mu, NULL);
     pthread_mutex_init(&ix->thr_mu, NULL);
+    pthread_mutex_init(&ix->mt_mu, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&ix->thr_cond, &ca);
+    pthread_cond_init(&ix->mt_idle_cond, &ca);
     pthread_condattr_destroy(&ca);
+    pthread_cond_init(&ix->mt_cond, NULL);
     pthread_mutex_init(&ix->pos_mu, NULL);
     pthread_cond_init(&ix->pos_cond, NULL); /* realtime clock: pthread_cond_timedwait */
 
-    if ((rc = rf_mkdirs(ix->dir, err)) || (rc = dir_lock(ix, err)) ||
-        (rc = rf__index_store_open(ix, err)) || (rc = recover(ix, err)))
+    if ((rc = opts_check(ix, opts, err)) || (rc = rf_mkdirs(ix->dir, err)) ||
+        (rc = dir_lock(ix, err)) || (rc = rf__index_store_open(ix, err)) ||
+        (rc = recover(ix, err)) || (rc = rf__index_maint_start(ix, err)))
         goto out;
-    pthread_rwlock_wrlock(&ix->vec_lock);
-    rf__index_pos_publish_locked(ix);
-    pthread_rwlock_unlock(&ix->vec_lock);
     if (ix->ckpt_interval_ms > 0) {
         if (pthread_create(&ix->thr, NULL, ckpt_main, ix)) {
             rc = rf_err_sys(err, RF_EIO, "start checkpoint thread");
@@ -510,7 +1132,10 @@ void rf_index_close(rf_index_t *ix)
     if (!ix)
         return;
     thread_stop(ix);
-    if (ix->vec && ckpt_write(ix, 0, &e))
+    /* A rebuild in progress is dropped: its segment is checkpointed flat and rebuilt after
+     * the next start. */
+    rf__index_maint_stop(ix);
+    if (ix->cur && ckpt_write(ix, 0, &e))
         RF_LOG(RF_LOG_WARN, RF_MOD_INDEX,
                "final checkpoint failed; the next open replays the changelog: %s", e.msg);
     teardown(ix);

@@ -1,24 +1,34 @@
 /* index_int.h - what the files of index/ share and nobody else sees: the layout of
- * rf_index_t, its locks, and the functions the store, the vector index and the
- * checkpoint code call across files.  It upholds INVARIANT(offsets-with-state),
- * INVARIANT(index-is-a-view) and INVARIANT(one-record-per-key) together with them.
+ * rf_index_t, its segments and snapshots, its locks, and the functions the store, the
+ * segments, search, filters and checkpoints call across files.  It upholds
+ * INVARIANT(offsets-with-state), INVARIANT(index-is-a-view) and INVARIANT(one-record-per-key)
+ * together with them.
+ *
+ * The vector index is a list of segments.  Each segment numbers its vectors 0..n-1 (the
+ * internal id, "iid") and maps them to record vids; its tombstones are a bitmap of live
+ * iids.  The newest segment (the tail) is flat and takes appends; at segment_size it is
+ * sealed and a background thread rebuilds it as the `factory` index (same iids), and later
+ * rebuilds any sealed segment whose dead fraction passes compact_ratio without its dead.
+ * Searches read a snapshot: an immutable, reference-counted list of segment views (segment,
+ * visible count, live bitmap) plus the position it reflects.
  *
  * Threads and ownership (the whole module):
- *  - One writer thread calls rf_index_apply and rf_index_checkpoint.  It alone owns
- *    `wdb` and the statements in `wst`, and it alone writes `vec` (under `vec_lock`
- *    held exclusively, only for the FAISS mutation, never across SQLite I/O).
- *  - Any number of reader threads call search/get/status/counts/offset_get.  They
- *    take `vec_lock` shared for the FAISS search, and borrow a read-only SQLite
- *    connection from `pool` (guarded by `pool_mu`; a connection is used by one thread
- *    at a time).  Counters and the offsets map are guarded by `stat_mu`.
- *  - The checkpoint thread (when checkpoint_interval_ms > 0) serialises `vec` under
- *    `vec_lock` held shared, so searches continue, and hashes and writes the file
- *    outside any lock.  `ckpt_mu` serialises it with rf_index_checkpoint().
- *  - Lock order, when more than one is held: ckpt_mu, then vec_lock, then stat_mu,
- *    then pos_mu.
+ *  - One writer thread calls rf_index_apply and rf_index_checkpoint.  It alone owns `wdb`
+ *    and the statements in `wst`.  It builds each new snapshot under `w_mu` (the
+ *    maintenance thread takes w_mu only to install a finished rebuild), appends into the
+ *    tail's slots beyond what any published snapshot shows, copies a live bitmap before
+ *    changing it, and swaps `cur` under `cur_mu`.
+ *  - Any number of reader threads search/get/status.  A search takes `cur_mu` only to take
+ *    a reference on `cur`; everything it then reads is immutable.  Reads of the store
+ *    borrow a read-only SQLite connection from `pool` (guarded by `pool_mu`).  Counters and
+ *    the offsets map are guarded by `stat_mu`.
+ *  - The maintenance thread builds and compacts segments from a snapshot, without locks,
+ *    then, holding ckpt_mu (so that no checkpoint prunes the file meanwhile), writes the
+ *    new segment's file and installs it under w_mu.
+ *  - The checkpoint thread (when checkpoint_interval_ms > 0) and rf_index_checkpoint write
+ *    a snapshot under `ckpt_mu` only: searches and the writer go on.
+ *  - Lock order, when more than one is held: ckpt_mu, w_mu, cur_mu, stat_mu, pos_mu, mt_mu.
  *    pool_mu is never held while another lock is taken.
- *  - vec_lock is reader-preferring (glibc default): a search never waits behind a
- *    writer that is itself waiting for a checkpoint serialisation.
  */
 #ifndef RF_INDEX_INT_H
 #define RF_INDEX_INT_H
@@ -81,12 +91,102 @@ typedef struct rf__index_off {
     int64_t next_offset;
 } rf__index_off_t;
 
+/* Option defaults (rf_index_opts_t fields left 0). */
+#define RF__INDEX_SEG_SIZE_DEF  50000
+#define RF__INDEX_SEG_SIZE_MIN  16
+#define RF__INDEX_SEG_SIZE_MAX  ((int64_t)1 << 31)
+#define RF__INDEX_FACTORY_DEF   "HNSW32"
+#define RF__INDEX_COMPACT_DEF   0.3
+#define RF__INDEX_EF_DEF        64
+#define RF__INDEX_NPROBE_DEF    16
+#define RF__INDEX_EXACT_MAX_DEF 20000
+/* A rebuilt segment with fewer live vectors than this stays flat (exact and small). */
+#define RF__INDEX_ANN_MIN 256
+
+/* ==== Segments, snapshots (index_segment.c) ==== */
+
+enum { RF__SEG_FLAT = 1, RF__SEG_ANN = 2 };
+
+/* The rows of a segment: iid -> vid and the filterable attributes of each iid (an encoded
+ * blob, index_filter.c).  Slot i is written once, by the writer, before any snapshot that
+ * shows it is published; shared by the flat and the rebuilt version of a segment. */
+typedef struct rf__index_rows {
+    int refs; /* atomic */
+    size_t cap;
+    size_t filled; /* slots written; read only by the last owner when freeing */
+    int64_t *vids;
+    uint8_t **attrs;
+} rf__index_rows_t;
+
+typedef struct rf__index_inv rf__index_inv_t;
+
+typedef struct rf__index_seg {
+    int refs;    /* atomic */
+    uint32_t id; /* segment number; the rebuild that keeps iids keeps it */
+    int kind;    /* RF__SEG_FLAT or RF__SEG_ANN */
+    int dim;
+    int final;  /* flat by choice (too small, or factory "Flat"): never rebuilt for that */
+    size_t cap; /* slots */
+    rf__index_rows_t *rows;
+    float *vecs;      /* FLAT: cap * dim floats */
+    FaissIndex *ann;  /* ANN: the factory index, ids = iids */
+    size_t ann_bytes; /* ANN: serialised size (the memory estimate); set before publication */
+    rf__index_inv_t *inv; /* sealed, rebuilt segments: attribute keys -> iids (or NULL) */
+    int persisted;    /* ANN: its segment file is on disk (atomic) */
+} rf__index_seg_t;
+
+/* A bitmap of live iids, shared by snapshots until one is changed (then copied). */
+typedef struct rf__index_bits {
+    int refs; /* atomic */
+    size_t nbytes;
+    uint8_t b[];
+} rf__index_bits_t;
+
+typedef struct rf__index_view {
+    rf__index_seg_t *seg;   /* one reference */
+    size_t n;               /* slots visible */
+    rf__index_bits_t *live; /* one reference; nbytes >= (n + 7) / 8 */
+    size_t live_n;
+    size_t attr_bytes; /* bytes of the attribute blobs of slots [0, n) */
+    int sealed;        /* 0 for the tail */
+} rf__index_view_t;
+
+typedef struct rf__index_snap {
+    int refs; /* atomic */
+    size_t cnt;
+    rf__index_view_t *v;     /* oldest first; the tail, if any, last */
+    rf_index_position_t pos; /* the position this state reflects */
+    uint32_t next_id;        /* no segment (or segment file) of this state has an id >= */
+} rf__index_snap_t;
+
+/* vid -> (segment id, iid), open addressing; the writer's alone (under w_mu). */
+typedef struct rf__index_locmap {
+    int64_t *keys; /* 0 = empty (vids start at 1) */
+    uint64_t *vals;
+    size_t cap, cnt;
+} rf__index_locmap_t;
+
+/* One vector to append: attrs is an encoded blob whose ownership passes to the index. */
+typedef struct rf__index_add {
+    int64_t vid;
+    const float *vec;
+    uint8_t *attrs;
+} rf__index_add_t;
+
 struct rf_index {
     char *dir;
     char *db_path;
     int dim;
     int64_t ckpt_interval_ms;
     int lock_fd;
+
+    /* Options of the vector index. */
+    size_t seg_size;
+    char *factory;
+    double compact_ratio;
+    int ef_search;
+    int ivf_nprobe;
+    int64_t exact_max;
 
     /* Writer connection and its statements: writer thread (and open/close) only. */
     sqlite3 *wdb;
@@ -108,21 +208,33 @@ struct rf_index {
     rf__index_off_t *offs;
     size_t off_cnt;
 
-    /* The vector index: IndexIDMap2 over IndexFlatIP, ids = vid. */
-    pthread_rwlock_t vec_lock;
-    FaissIndex *vec; /* written under vec_lock exclusive */
-    int64_t vec_seq; /* store seq `vec` reflects; written under vec_lock exclusive */
-    int vec_broken;  /* a mutation failed and the rebuild too: searches fail */
+    /* The vector index.  `cur` is replaced under cur_mu by whoever holds w_mu. */
+    pthread_mutex_t w_mu;
+    pthread_mutex_t cur_mu;
+    rf__index_snap_t *cur;
+    rf__index_locmap_t map; /* under w_mu */
+    uint32_t next_seg_id;   /* under w_mu */
+    size_t map_bytes;       /* atomic copy of the map's size, for status */
 
-    /* The position searches see, published by the writer while it holds vec_lock
-     * exclusively (so it always matches `vec`), and read under pos_mu.  pos_cond wakes
-     * rf_index_position_wait on every publication.  Lock order: vec_lock, stat_mu, pos_mu. */
+    /* The position searches see (that of `cur`), copied at each publication and read
+     * under pos_mu.  pos_cond wakes rf_index_position_wait on every publication. */
     pthread_mutex_t pos_mu;
     pthread_cond_t pos_cond;
     rf_index_position_t pub;
 
+    /* Maintenance thread: rebuilds and compactions. */
+    pthread_mutex_t mt_mu;
+    pthread_cond_t mt_cond;      /* work may be waiting, or stop */
+    pthread_cond_t mt_idle_cond; /* the thread found nothing to do */
+    int mt_stop, mt_kick, mt_idle, mt_started;
+    uint32_t *mt_failed; /* segment ids whose rebuild failed: not retried (under mt_mu) */
+    size_t mt_failed_n;
+    pthread_t mt_thr;
+
     /* Checkpoints. */
     pthread_mutex_t ckpt_mu; /* one checkpoint writer at a time */
+    int64_t inst_gen;        /* atomic: rebuilds installed so far */
+    int64_t ckpt_gen;        /* inst_gen of the last checkpoint (under ckpt_mu) */
     pthread_mutex_t thr_mu;  /* guards thr_stop, with thr_cond */
     pthread_cond_t thr_cond;
     int thr_stop;
@@ -146,63 +258,145 @@ void rf__index_rconn_put(rf_index_t *ix, rf__index_rconn_t *rc, int broken);
 
 /* Recovery reads, on the writer connection (open only, before any thread runs).
  * changed_vids: every distinct vid of a changelog row with seq > after (caller frees
- * *vids with free()) and *rows, the number of such rows.  scan_records: calls fn with chunks of up
- * to `chunk` records with seq > after (after < 0: every record); vecs are dim floats each, ids
- * their vids. */
+ * *vids with free()) and *rows, the number of such rows.  scan_records: calls fn for each
+ * record with seq > after (after < 0: every record), in vid order; the pointers of a call
+ * are valid during it only. */
 rf_rc rf__index_store_changed_vids(rf_index_t *ix, int64_t after, int64_t **vids, size_t *n,
                                    int64_t *rows, rf_err_t *err);
-typedef rf_rc (*rf__index_scan_fn)(void *opaque, size_t n, const float *vecs, const int64_t *ids,
-                                   rf_err_t *err);
-rf_rc rf__index_store_scan_records(rf_index_t *ix, int64_t after, size_t chunk,
-                                   rf__index_scan_fn fn, void *opaque, int64_t *cnt_out,
-                                   rf_err_t *err);
+typedef struct rf__index_scan_rec {
+    int64_t vid;
+    const float *vec;
+    const char *source, *tenant, *label, *metadata; /* NULL when NULL */
+    int64_t event_time_ms;                          /* 0 unknown */
+} rf__index_scan_rec_t;
+typedef rf_rc (*rf__index_scan_fn)(void *opaque, const rf__index_scan_rec_t *rec, rf_err_t *err);
+rf_rc rf__index_store_scan_records(rf_index_t *ix, int64_t after, rf__index_scan_fn fn,
+                                   void *opaque, int64_t *cnt_out, rf_err_t *err);
 
-/* Reads the hit rows for `vids` (FAISS order, scores alongside) in one read
- * transaction into hits[0..*got).  A vid gone from the store is dropped; a row changed
- * after the FAISS state (row seq > vec_seq) is rescored against its current vector, so a
- * hit's score always belongs to the version returned.  q is the query (dim floats). */
+/* A compiled filter (index_filter.c). */
+typedef struct rf__index_filter rf__index_filter_t;
+
+/* Reads the hit rows for `vids` (search order, scores alongside) in one read
+ * transaction into hits[0..*got), stopping once `need` hits are read unless a row was
+ * rescored.  A vid gone from the store is dropped; a row changed
+ * after the snapshot searched (row seq > snap_seq) is rescored against its current vector
+ * and, when flt is not NULL, dropped unless it still satisfies the filter, so a hit's
+ * score and attributes always belong to the version returned.  q is the query. */
 rf_rc rf__index_store_hits(rf_index_t *ix, const float *q, const int64_t *vids, const float *scores,
-                           size_t n, int64_t vec_seq, rf_index_hit_t *hits, size_t *got,
-                           rf_err_t *err);
+                           size_t n, size_t need, int64_t snap_seq, const rf__index_filter_t *flt,
+                           rf_index_hit_t *hits, size_t *got, rf_err_t *err);
 
-/* ==== index_vectors.c ==== */
+/* ==== index_filter.c ==== */
 
-/* A new empty IndexIDMap2 over IndexFlatIP(dim). */
-rf_rc rf__index_vec_new(int dim, FaissIndex **out, rf_err_t *err);
-/* Unlocked primitives on an index no other thread can see (recovery). */
-rf_rc rf__index_vec_add(FaissIndex *vec, size_t n, const float *vecs, const int64_t *ids,
-                        rf_err_t *err);
-rf_rc rf__index_vec_remove(FaissIndex *vec, size_t n, const int64_t *ids, rf_err_t *err);
-/* Applies one committed batch to ix->vec under vec_lock exclusive: removes `rm` ids,
- * adds `add_n` vectors, then sets vec_seq = seq.  On a FAISS failure, rebuilds the
- * whole index from the store; if that fails too the index is marked broken. */
-rf_rc rf__index_vec_update(rf_index_t *ix, const int64_t *rm, size_t rm_n, const float *add,
-                           const int64_t *add_ids, size_t add_n, int64_t seq, rf_err_t *err);
-/* Rebuilds ix->vec from every record in the store, replacing it. Writer thread. */
-rf_rc rf__index_vec_rebuild(rf_index_t *ix, rf_err_t *err);
-/* Serialises ix->vec under vec_lock shared into a new buffer that starts with
- * `reserve` zero bytes (room for a header).  *buf caller frees with free(); *seq is
- * the vec_seq the bytes reflect. */
-rf_rc rf__index_vec_save(rf_index_t *ix, size_t reserve, char **buf, size_t *len, int64_t *seq,
-                         rf_err_t *err);
-/* Reads an index serialised by rf__index_vec_save (without the reserve); checks it is
- * an IndexIDMap2 with inner product metric of dimension dim. */
-rf_rc rf__index_vec_load(const void *data, size_t len, int dim, FaissIndex **out, rf_err_t *err);
-void rf__index_vec_free(FaissIndex *vec);
-/* The ids currently in the vector index, ascending (tests and checks).  *ids caller
- * frees with free(); *seq (may be NULL) the vec_seq they reflect. */
+/* The attribute blob of one record: its source, tenant, label, event time (0: none) and
+ * the scalar top-level fields of its metadata JSON (arrays of scalars give one entry per
+ * element).  Caller frees with free(); *len (may be NULL) its size. */
+uint8_t *rf__index_attrs_encode(const char *source, const char *tenant, const char *label,
+                                int64_t event_time_ms, const char *metadata_json, size_t *len);
+size_t rf__index_attrs_len(const uint8_t *attrs);
+/* Compiles f (borrowed for the call; the result copies what it needs).  RF_EINVAL names
+ * the bad condition.  *out is NULL when f has no condition and no tenant. */
+rf_rc rf__index_filter_compile(const rf_index_filter_t *f, rf__index_filter_t **out, rf_err_t *err);
+void rf__index_filter_free(rf__index_filter_t *flt);
+/* 1 when the record whose attribute blob is attrs satisfies flt. */
+int rf__index_filter_match(const rf__index_filter_t *flt, const uint8_t *attrs);
+/* Keys of a blob's entries (at most max), and of the values of condition i of a filter
+ * (0 keys: the condition is a range, which no key can answer).  A record satisfies an
+ * EQ/IN condition only if one of its keys is one of the condition's. */
+size_t rf__index_attrs_keys(const uint8_t *attrs, uint64_t *out, size_t max);
+size_t rf__index_filter_cond_cnt(const rf__index_filter_t *flt);
+size_t rf__index_filter_cond_keys(const rf__index_filter_t *flt, size_t i, const uint64_t **keys);
+
+/* An inverted index of a sealed segment's attribute keys: sorted distinct keys, each with
+ * its iids (ascending) in post[off[i]..off[i+1]).  Built before the segment is published. */
+struct rf__index_inv {
+    uint64_t *keys;
+    uint32_t *off; /* nkeys + 1 */
+    uint32_t *post;
+    size_t nkeys, npost;
+};
+
+/* ==== index_segment.c ==== */
+
+/* The dot product of two dim-vectors (AVX2 when the CPU has it). */
+float rf__index_dot(const float *a, const float *b, int dim);
+
+rf__index_snap_t *rf__index_snap_acquire(rf_index_t *ix);
+void rf__index_snap_release(rf__index_snap_t *snap);
+static inline int rf__index_bit(const rf__index_bits_t *bits, size_t i)
+{
+    return (bits->b[i >> 3] >> (i & 7)) & 1;
+}
+/* Copies the vector of slot iid of a view's segment into out[dim]. */
+rf_rc rf__index_seg_vector(const rf__index_seg_t *seg, size_t iid, float *out, rf_err_t *err);
+
+/* Segment objects, for recovery.  seg_new makes a flat segment of cap slots with fresh
+ * rows; seg_unref/bits_unref drop a reference (NULL ok). */
+rf__index_seg_t *rf__index_seg_new_flat(int dim, uint32_t id, size_t cap);
+void rf__index_seg_unref(rf__index_seg_t *seg);
+rf__index_bits_t *rf__index_bits_new(size_t nbits);
+void rf__index_bits_unref(rf__index_bits_t *bits);
+void rf__index_rows_unref(rf__index_rows_t *rows);
+
+/* Replaces the index's snapshot with one made of views[0..cnt) (references taken over),
+ * rebuilds the vid map from their live slots and publishes.  Open/recovery only. */
+void rf__index_vec_install(rf_index_t *ix, rf__index_view_t *views, size_t cnt,
+                           uint32_t next_seg_id);
+/* Applies one committed batch under w_mu: tombstones every `rm` vid that is indexed, then
+ * appends `adds` to the tail (sealing it when full), then publishes the new snapshot with
+ * the position of store seq `seq` (and the offsets in the stat_mu mirror).  Takes
+ * ownership of every adds[i].attrs.  Never fails (memory aside). */
+void rf__index_vec_update(rf_index_t *ix, const int64_t *rm, size_t rm_n,
+                          const rf__index_add_t *adds, size_t add_n, int64_t seq);
+/* Builds seg->inv from its rows (slots [0, seg->cap)); before the segment is published. */
+void rf__index_seg_inv_build(rf__index_seg_t *seg);
+/* The iids of seg whose attributes carry key (ascending), or 0. */
+size_t rf__index_inv_lookup(const rf__index_inv_t *inv, uint64_t key, const uint32_t **iids);
+
+/* Seals the tail now (tests, bench, recovery). Writer thread. */
+void rf__index_vec_seal(rf_index_t *ix);
+/* Starts / stops the maintenance thread; kick wakes it; wait returns RF_OK once it has
+ * nothing left to do (RF_ETIMEDOUT after timeout_ms). */
+rf_rc rf__index_maint_start(rf_index_t *ix, rf_err_t *err);
+void rf__index_maint_stop(rf_index_t *ix);
+void rf__index_maint_kick(rf_index_t *ix);
+rf_rc rf__index_maint_wait(rf_index_t *ix, int64_t timeout_ms);
+/* Builds the factory index over n vectors (ids 0..n-1) and sets its search parameters.
+ * *stop (may be NULL) != 0 cancels between chunks (RF_ECANCELED). */
+rf_rc rf__index_ann_build(rf_index_t *ix, const float *vecs, size_t n, const int *stop,
+                          FaissIndex **out, rf_err_t *err);
+/* Sets efSearch / nprobe on a built or loaded index before it is published. */
+void rf__index_ann_tune(rf_index_t *ix, FaissIndex *ann);
+/* Serialises / reads a FAISS index (memory stream). */
+rf_rc rf__index_ann_save(FaissIndex *ann, char **buf, size_t *len, rf_err_t *err);
+rf_rc rf__index_ann_load(const void *data, size_t len, int dim, FaissIndex **out, rf_err_t *err);
+/* Live vids of the current snapshot, ascending (tests and checks).  *ids caller frees with
+ * free(); *seq (may be NULL) the seq of the snapshot. */
 rf_rc rf__index_vec_ids(rf_index_t *ix, int64_t **ids, size_t *n, int64_t *seq, rf_err_t *err);
+/* Memory estimate of a snapshot's vector index, and its live and dead vector counts. */
+void rf__index_snap_stats(rf_index_t *ix, const rf__index_snap_t *snap, int64_t *mem, int64_t *live,
+                          int64_t *dead, int64_t *pending);
+
+/* ==== index_search.c ==== */
+
+void rf__index_hit_fini(rf_index_hit_t *h);
+void rf__index_position_copy(rf_index_position_t *dst, const rf_index_position_t *src);
 
 /* ==== index_checkpoint.c ==== */
 
 /* Frees ix without writing a checkpoint: what a crash leaves behind, for tests.
- * Stops the checkpoint thread, closes the store, releases the lock. NULL ok. */
+ * Stops the threads, closes the store, releases the lock. NULL ok. */
 void rf__index_abandon(rf_index_t *ix);
-/* Publishes the position of `vec` (vec_seq and the committed offsets) to searches and
- * waiters.  Caller holds vec_lock exclusively. */
+/* Publishes the position of `cur` to rf_index_position_get/wait.  Caller holds w_mu and
+ * has just swapped `cur`. */
 void rf__index_pos_publish_locked(rf_index_t *ix);
 
-/* The checkpoint file name for seq under dir; caller frees. */
+/* The checkpoint file name for seq under dir, and a segment file's; caller frees. */
 char *rf__index_ckpt_path(const char *dir, int64_t seq);
+char *rf__index_seg_path(const char *dir, uint32_t id);
+/* Writes a FAISS segment's file (seg-<id>.seg, tmp + fsync + rename) and marks it persisted;
+ * sets seg->ann_bytes, the size of its serialisation.  Before the segment is published
+ * (maintenance thread) or from the checkpoint writer. */
+rf_rc rf__index_seg_write(rf_index_t *ix, rf__index_seg_t *seg, rf_err_t *err);
 
 #endif /* RF_INDEX_INT_H */

@@ -468,25 +468,25 @@ rf_rc rf__index_store_changed_vids(rf_index_t *ix, int64_t after, int64_t **vids
     return rc;
 }
 
-rf_rc rf__index_store_scan_records(rf_index_t *ix, int64_t after, size_t chunk,
-                                   rf__index_scan_fn fn, void *opaque, int64_t *cnt_out,
-                                   rf_err_t *err)
+rf_rc rf__index_store_scan_records(rf_index_t *ix, int64_t after, rf__index_scan_fn fn,
+                                   void *opaque, int64_t *cnt_out, rf_err_t *err)
 {
     sqlite3_stmt *st = NULL;
     size_t vbytes = (size_t)ix->dim * sizeof(float);
-    float *vecs = rf_xmalloc(chunk * vbytes);
-    int64_t *ids = rf_xmalloc(chunk * sizeof(*ids));
-    size_t n = 0;
+    float *vec = rf_xmalloc(vbytes);
     int64_t total = 0;
     rf_rc rc = RF_OK;
     int src;
-    if (sqlite3_prepare_v2(ix->wdb, "SELECT vid, vector FROM records WHERE seq > ?1", -1, &st,
-                           NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(ix->wdb,
+                           "SELECT vid, vector, source, tenant, label, metadata, event_time_ms"
+                           " FROM records WHERE seq > ?1 ORDER BY vid",
+                           -1, &st, NULL) != SQLITE_OK) {
         rc = db_fail(ix->wdb, sqlite3_errcode(ix->wdb), err, "read records");
         goto out;
     }
     sqlite3_bind_int64(st, 1, after);
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        rf__index_scan_rec_t r;
         const void *blob = sqlite3_column_blob(st, 1);
         size_t len = (size_t)sqlite3_column_bytes(st, 1);
         if (!blob || len != vbytes) {
@@ -495,30 +495,28 @@ rf_rc rf__index_store_scan_records(rf_index_t *ix, int64_t after, size_t chunk,
                             ix->db_path, (long long)sqlite3_column_int64(st, 0), len, vbytes);
             goto out;
         }
-        ids[n] = sqlite3_column_int64(st, 0);
-        memcpy(vecs + n * (size_t)ix->dim, blob, vbytes);
-        if (++n == chunk) {
-            if ((rc = fn(opaque, n, vecs, ids, err)))
-                goto out;
-            total += (int64_t)n;
-            n = 0;
-        }
+        /* Copied: the blob need not be aligned for floats. */
+        memcpy(vec, blob, vbytes);
+        r.vid = sqlite3_column_int64(st, 0);
+        r.vec = vec;
+        r.source = (const char *)sqlite3_column_text(st, 2);
+        r.tenant = (const char *)sqlite3_column_text(st, 3);
+        r.label = (const char *)sqlite3_column_text(st, 4);
+        r.metadata = (const char *)sqlite3_column_text(st, 5);
+        r.event_time_ms = sqlite3_column_int64(st, 6);
+        if ((rc = fn(opaque, &r, err)))
+            goto out;
+        total++;
     }
     if (src != SQLITE_DONE) {
         rc = db_fail(ix->wdb, src, err, "read records");
         goto out;
     }
-    if (n) {
-        if ((rc = fn(opaque, n, vecs, ids, err)))
-            goto out;
-        total += (int64_t)n;
-    }
     if (cnt_out)
         *cnt_out = total;
 out:
     sqlite3_finalize(st);
-    free(ids);
-    free(vecs);
+    free(vec);
     return rc;
 }
 
@@ -528,7 +526,7 @@ out:
 typedef struct touch {
     int64_t vid;
     size_t order;
-    const float *vec;
+    const rf_index_op_t *op; /* the upsert that wrote the vector; NULL: gone */
 } touch_t;
 
 typedef struct apply_ctx {
@@ -538,7 +536,7 @@ typedef struct apply_ctx {
     size_t rm_n, rm_cap;
 } apply_ctx_t;
 
-static void ctx_touch(apply_ctx_t *c, int64_t vid, const float *vec, int existed)
+static void ctx_touch(apply_ctx_t *c, int64_t vid, const rf_index_op_t *op, int existed)
 {
     if (c->touch_n == c->touch_cap) {
         c->touch_cap = c->touch_cap ? c->touch_cap * 2 : 64;
@@ -546,7 +544,7 @@ static void ctx_touch(apply_ctx_t *c, int64_t vid, const float *vec, int existed
     }
     c->touch[c->touch_n].vid = vid;
     c->touch[c->touch_n].order = c->touch_n;
-    c->touch[c->touch_n].vec = vec;
+    c->touch[c->touch_n].op = op;
     c->touch_n++;
     if (existed) {
         if (c->rm_n == c->rm_cap) {
@@ -736,7 +734,7 @@ static rf_rc apply_upsert(rf_index_t *ix, apply_ctx_t *c, const rf_index_op_t *o
     }
     if ((rc = log_row(ix, *seq, op, 0, op->id, vid, op->source, op->tenant, now, err)))
         return rc;
-    ctx_touch(c, vid, op->vec, existed);
+    ctx_touch(c, vid, op, existed);
     return RF_OK;
 }
 
@@ -877,34 +875,33 @@ out:
     return rc;
 }
 
-/* Turns the batch's touches into the FAISS change: ids to remove (vids that were indexed
- * before the batch) and, per vid, the last vector written (if the record still exists). */
-static rf_rc apply_vectors(rf_index_t *ix, apply_ctx_t *c, int64_t seq, rf_err_t *err)
+/* Turns the batch's touches into the vector index change: vids to remove (indexed before
+ * the batch) and, per vid, the last vector written with its attributes (if the record
+ * still exists). */
+static void apply_vectors(rf_index_t *ix, apply_ctx_t *c, int64_t seq)
 {
-    size_t vbytes = (size_t)ix->dim * sizeof(float);
-    float *add = NULL;
-    int64_t *add_ids = NULL;
+    rf__index_add_t *add = NULL;
     size_t add_n = 0;
-    rf_rc rc;
     /* A batch without vector changes (dead letters, skipped events, deletes of absent
      * ids) still moves the position searches see, so it goes through the update too. */
     if (c->touch_n)
         qsort(c->touch, c->touch_n, sizeof(*c->touch), touch_cmp);
-    add = rf_xmalloc(c->touch_n * vbytes);
-    add_ids = rf_xmalloc(c->touch_n * sizeof(*add_ids));
+    add = rf_xmalloc((c->touch_n ? c->touch_n : 1) * sizeof(*add));
     for (size_t i = 0; i < c->touch_n; i++) {
+        const rf_index_op_t *op = c->touch[i].op;
         /* The last touch of a vid (highest order) holds its final state. */
         if (i + 1 < c->touch_n && c->touch[i + 1].vid == c->touch[i].vid)
             continue;
-        if (!c->touch[i].vec)
+        if (!op)
             continue;
-        memcpy(add + add_n * (size_t)ix->dim, c->touch[i].vec, vbytes);
-        add_ids[add_n++] = c->touch[i].vid;
+        add[add_n].vid = c->touch[i].vid;
+        add[add_n].vec = op->vec;
+        add[add_n].attrs = rf__index_attrs_encode(op->source, op->tenant, op->label,
+                                                  op->event_time_ms, op->metadata_json, NULL);
+        add_n++;
     }
-    rc = rf__index_vec_update(ix, c->rm, c->rm_n, add, add_ids, add_n, seq, err);
+    rf__index_vec_update(ix, c->rm, c->rm_n, add, add_n, seq);
     free(add);
-    free(add_ids);
-    return rc;
 }
 
 rf_rc rf_index_apply(rf_index_t *ix, const rf_index_batch_t *batch, int64_t *seq_out, rf_err_t *err)
@@ -912,7 +909,6 @@ rf_rc rf_index_apply(rf_index_t *ix, const rf_index_batch_t *batch, int64_t *seq
     apply_ctx_t c = {0};
     int64_t seq, rec_delta = 0, newest;
     rf_rc rc;
-    rf_err_t verr;
     if (!ix || !batch)
         return rf_err_set(err, RF_EINVAL, "rf_index_apply: NULL argument");
     if ((rc = validate_batch(ix, batch, err)))
@@ -931,12 +927,9 @@ rf_rc rf_index_apply(rf_index_t *ix, const rf_index_batch_t *batch, int64_t *seq
         off_set_locked(ix, batch->offsets[i].topic, batch->offsets[i].partition,
                        batch->offsets[i].next_offset);
     pthread_mutex_unlock(&ix->stat_mu);
-    /* INVARIANT(index-is-a-view): FAISS follows the committed store, never leads it.  The
-     * batch is durable now, so a vector failure is not the batch's failure: it is handled
-     * (rebuild from the store) and logged inside, and the apply still succeeds. */
-    if (apply_vectors(ix, &c, seq, &verr))
-        RF_LOG(RF_LOG_ERROR, RF_MOD_INDEX, "seq=%lld vector index update failed: %s",
-               (long long)seq, verr.msg);
+    /* INVARIANT(index-is-a-view): the vector index follows the committed store, never
+     * leads it; the in-memory change cannot fail once the batch is durable. */
+    apply_vectors(ix, &c, seq);
     if (seq_out)
         *seq_out = seq;
 out:
@@ -1085,9 +1078,10 @@ rf_rc rf_index_record_get(rf_index_t *ix, const char *id, char **json, rf_err_t 
 }
 
 rf_rc rf__index_store_hits(rf_index_t *ix, const float *q, const int64_t *vids, const float *scores,
-                           size_t n, int64_t vec_seq, rf_index_hit_t *hits, size_t *got,
-                           rf_err_t *err)
+                           size_t n, size_t need, int64_t snap_seq, const rf__index_filter_t *flt,
+                           rf_index_hit_t *hits, size_t *got, rf_err_t *err)
 {
+    int rescored = 0;
     rf__index_rconn_t *c = NULL;
     size_t vbytes = (size_t)ix->dim * sizeof(float);
     size_t m = 0;
@@ -1103,7 +1097,9 @@ rf_rc rf__index_store_hits(rf_index_t *ix, const float *q, const int64_t *vids, 
         goto out;
     }
     sqlite3_reset(c->begin);
-    for (size_t i = 0; i < n; i++) {
+    /* Candidates come best first: once `need` hits are read and none was rescored, the
+     * rest cannot rank above them. */
+    for (size_t i = 0; i < n && (m < need || rescored); i++) {
         sqlite3_stmt *st = c->by_vid;
         rf_index_hit_t *h = &hits[m];
         int64_t row_seq;
@@ -1122,14 +1118,28 @@ rf_rc rf__index_store_hits(rf_index_t *ix, const float *q, const int64_t *vids, 
         }
         row_seq = sqlite3_column_int64(st, 9);
         h->score = scores[i];
-        if (row_seq > vec_seq) {
-            /* INVARIANT(one-record-per-key): the row was replaced after the FAISS state;
-             * return the current version, scored with its own vector. */
+        if (row_seq > snap_seq) {
+            /* INVARIANT(one-record-per-key): the row was replaced after the snapshot
+             * searched; return the current version, scored with its own vector, and only
+             * if it still satisfies the filter. */
             const float *v = sqlite3_column_blob(st, 10);
             float s = 0.0f;
             if (!v || (size_t)sqlite3_column_bytes(st, 10) != vbytes) {
                 sqlite3_reset(st);
                 continue;
+            }
+            if (flt) {
+                uint8_t *a = rf__index_attrs_encode((const char *)sqlite3_column_text(st, 11),
+                                                    (const char *)sqlite3_column_text(st, 4),
+                                                    (const char *)sqlite3_column_text(st, 3),
+                                                    sqlite3_column_int64(st, 8),
+                                                    (const char *)sqlite3_column_text(st, 2), NULL);
+                int ok = rf__index_filter_match(flt, a);
+                free(a);
+                if (!ok) {
+                    sqlite3_reset(st);
+                    continue;
+                }
             }
             for (int d = 0; d < ix->dim; d++) {
                 float x;
@@ -1137,6 +1147,7 @@ rf_rc rf__index_store_hits(rf_index_t *ix, const float *q, const int64_t *vids, 
                 s += x * q[d];
             }
             h->score = s;
+            rescored = 1;
         }
         h->id = col_dup(st, 0);
         h->text = col_dup(st, 1);
@@ -1200,15 +1211,17 @@ char *rf_index_status_json(rf_index_t *ix)
 {
     json_t *o, *offs;
     char *s;
-    int64_t vec_seq, vec_n;
+    rf__index_snap_t *snap;
+    int64_t snap_seq, mem = 0, live = 0, dead = 0, pending = 0;
     if (!ix)
         return NULL;
     o = json_object();
     offs = json_object();
-    pthread_rwlock_rdlock(&ix->vec_lock);
-    vec_seq = ix->vec_seq;
-    vec_n = ix->vec ? (int64_t)faiss_Index_ntotal(ix->vec) : 0;
-    pthread_rwlock_unlock(&ix->vec_lock);
+    snap = rf__index_snap_acquire(ix);
+    snap_seq = snap ? snap->pos.seq : 0;
+    rf__index_snap_stats(ix, snap, &mem, &live, &dead, &pending);
+    json_object_set_new(o, "segments", json_integer(snap ? (json_int_t)snap->cnt : 0));
+    rf__index_snap_release(snap);
     pthread_mutex_lock(&ix->stat_mu);
     json_object_set_new(o, "records", json_integer(ix->record_cnt));
     json_object_set_new(o, "seq", json_integer(ix->seq));
@@ -1222,8 +1235,12 @@ char *rf_index_status_json(rf_index_t *ix)
     json_object_set_new(o, "checkpoint_seq", json_integer(ix->ckpt_seq));
     json_object_set_new(o, "newest_event_time_ms", json_integer(ix->newest_event_ms));
     pthread_mutex_unlock(&ix->stat_mu);
-    json_object_set_new(o, "index_seq", json_integer(vec_seq));
-    json_object_set_new(o, "vectors", json_integer(vec_n));
+    json_object_set_new(o, "index_seq", json_integer(snap_seq));
+    json_object_set_new(o, "vectors", json_integer(live));
+    json_object_set_new(o, "dead_vectors", json_integer(dead));
+    json_object_set_new(o, "segments_pending", json_integer(pending));
+    json_object_set_new(o, "memory_bytes", json_integer(mem));
+    json_object_set_new(o, "bytes_per_record", json_integer(live ? mem / live : 0));
     s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     return s;

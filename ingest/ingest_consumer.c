@@ -657,6 +657,10 @@ rf_rc rf__ingest_consumer_new_timeout(const rf_conf_t *cfg, rf_ingest_offset_fn 
             {"enable.auto.commit", "false"},
             {"enable.auto.offset.store", "false"},
             {"enable.partition.eof", "false"},
+            /* Freshness: a fetch returns after at most 20 ms when there is nothing new
+             * (librdkafka's 500 ms default would add half a second to produce-to-visible
+             * at low rates).  kafka.fetch.wait.max.ms overrides it. */
+            {"fetch.wait.max.ms", "20"},
             /* Used when a store offset is out of range (retention deleted it). */
             {"auto.offset.reset",
              cfg->source_start == RF_SOURCE_START_LATEST ? "latest" : "earliest"},

@@ -19,6 +19,7 @@ PKGS=(
   librdkafka-dev libcurl4-openssl-dev libjansson-dev libfaiss-dev libsqlite3-dev
   libsodium-dev libmicrohttpd-dev libavro-dev libzstd-dev zlib1g-dev libopenblas-dev
   kcat wrk sqlite3 curl python3
+  clang python3-confluent-kafka chromium
 )
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }

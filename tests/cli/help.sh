@@ -27,7 +27,7 @@ expect_rc 2 "bad port"; expect_err "--port 99999: expected 0..65535" "bad port"
 run "$RF_BIN" help nosuch
 expect_rc 2 "help nosuch"
 
-for c in reembed history keys; do
+for c in reembed; do
   run "$RF_BIN" "$c"
   expect_rc 2 "$c not available"; expect_err "not available in this version" "$c"; expect_no_out "$c"
 done

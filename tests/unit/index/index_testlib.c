@@ -88,7 +88,7 @@ rf_index_op_t tl_truncate(const char *source)
 
 rf_index_t *tl_open(const char *dir, int dim, int64_t interval_ms)
 {
-    rf_index_opts_t o = {dir, dim, interval_ms};
+    rf_index_opts_t o = {.dir = dir, .dim = dim, .checkpoint_interval_ms = interval_ms};
     rf_index_t *ix = NULL;
     rf_err_t err = {0};
     rf_rc rc = rf_index_open(&o, &ix, &err);

@@ -1,5 +1,6 @@
-/* test_index_concurrency.c - four threads search, read records and status while one
- * writer applies batches and checkpoints (and the checkpoint thread runs too).  Every
+/* test_index_concurrency.c - four threads search (with and without filters), read records
+ * and status while one writer applies batches, seals segments and checkpoints (and the
+ * checkpoint and maintenance threads rebuild, compact and checkpoint on their own).  Every
  * result must be internally consistent: each hit's score belongs to the version
  * returned, hits are ordered, no id repeats, and a record deleted for good never shows
  * up in a result that reflects the delete.  Covers INVARIANT(one-record-per-key) under
@@ -20,10 +21,12 @@
 #include "rf_test.h"
 
 #define DIM      24
-#define NIDS     300
+#define NIDS_MAX 2000
 #define NGONE    20
 #define BATCHES  250
 #define NREADERS 4
+
+static int nids = 300; /* ids the writer draws from */
 
 typedef struct shared {
     rf_index_t *ix;
@@ -51,9 +54,12 @@ static void fail(shared_t *sh, const char *fmt, ...)
 }
 
 /* Checks one result set; see the file comment. */
-static void check_results(shared_t *sh, const float *q, const rf_index_results_t *res)
+static void check_results(shared_t *sh, const float *q, const rf_index_results_t *res, int filtered)
 {
     long long gone_seq = atomic_load(&sh->gone_seq);
+    if (res->pos.seq != res->seq)
+        fail(sh, "position seq %lld differs from result seq %lld\n", (long long)res->pos.seq,
+             (long long)res->seq);
     for (size_t i = 0; i < res->cnt; i++) {
         const rf_index_hit_t *h = &res->hits[i];
         const char *at = strrchr(h->text, '@');
@@ -66,6 +72,8 @@ static void check_results(shared_t *sh, const float *q, const rf_index_results_t
             if (strcmp(res->hits[j].id, h->id) == 0)
                 fail(sh, "%s: repeated in one result\n", h->id);
         }
+        if (filtered && strncmp(h->id, "r:", 2) != 0)
+            fail(sh, "%s: does not satisfy the filter source=r\n", h->id);
         if (gone_seq >= 0 && res->seq >= gone_seq && strncmp(h->id, "gone:", 5) == 0)
             fail(sh, "%s: deleted record returned (seq %lld >= %lld)\n", h->id, (long long)res->seq,
                  gone_seq);
@@ -91,12 +99,19 @@ static void *reader_main(void *arg)
         float q[DIM];
         rf_index_results_t res;
         rf_err_t err;
+        const char *src[] = {"\"r\""};
+        rf_index_cond_t c = {
+            .field = "source", .kind = RF_INDEX_COND_EQ, .values = src, .value_cnt = 1};
+        rf_index_filter_t f = {.conds = &c, .cond_cnt = 1};
+        rf_index_query_t qq = {.vec = q, .k = 1 + (int)tl_below(&rng, 20), .min_score = -2};
+        int filtered = tl_below(&rng, 3) == 0;
         tl_vec_rand(&rng, DIM, q);
-        if (rf_index_search(sh->ix, q, 1 + (int)tl_below(&rng, 20), &res, &err)) {
+        qq.filter = filtered ? &f : NULL;
+        if (rf_index_query(sh->ix, &qq, &res, &err)) {
             fail(sh, "search: %s\n", err.msg);
             continue;
         }
-        check_results(sh, q, &res);
+        check_results(sh, q, &res, filtered);
         if (res.cnt && tl_below(&rng, 4) == 0) {
             char *js = NULL;
             rf_rc rc = rf_index_record_get(sh->ix, res.hits[0].id, &js, NULL);
@@ -123,9 +138,9 @@ static void *reader_main(void *arg)
 
 static void writer_run(shared_t *sh)
 {
-    static char names[NIDS + NGONE][24], texts[NIDS + NGONE][40];
-    static float vecs[NIDS + NGONE][DIM];
-    static rf_index_op_t ops[NIDS + NGONE];
+    static char names[NIDS_MAX + NGONE][24], texts[NIDS_MAX + NGONE][40];
+    static float vecs[NIDS_MAX + NGONE][DIM];
+    static rf_index_op_t ops[NIDS_MAX + NGONE];
     uint64_t rng = 4242;
     for (int bn = 0; bn < BATCHES; bn++) {
         rf_index_offset_t off = {"t", 0, bn + 1};
@@ -147,7 +162,7 @@ static void writer_run(shared_t *sh)
             }
         }
         for (int j = 0; j < 12; j++) {
-            int id = (int)tl_below(&rng, NIDS);
+            int id = (int)tl_below(&rng, (uint32_t)nids);
             snprintf(names[n], sizeof(names[n]), "r:%d", id);
             if (tl_below(&rng, 5) == 0) {
                 ops[n] = tl_delete(names[n], "r");
@@ -165,19 +180,29 @@ static void writer_run(shared_t *sh)
             atomic_store(&sh->gone_seq, seq);
         if (bn % 10 == 0)
             RF_CHECK(rf_index_checkpoint(sh->ix, NULL) == RF_OK);
+        if (bn % 40 == 39)
+            rf__index_vec_seal(sh->ix);
     }
 }
 
-static void test_concurrent(void)
+static void run_concurrent(const rf_index_opts_t *opts)
 {
     char *dir = rf_test_tmpdir("ixconc");
     static shared_t sh;
+    rf_index_opts_t o = *opts;
+    rf_err_t err = {0};
     pthread_t th[NREADERS];
     reader_t rd[NREADERS];
     rf_index_results_t res;
     float q[DIM];
     uint64_t rng = 1;
-    sh.ix = tl_open(dir, DIM, 2);
+    o.dir = dir;
+    o.dim = DIM;
+    o.checkpoint_interval_ms = 2;
+    sh.ix = NULL;
+    if (rf_index_open(&o, &sh.ix, &err))
+        fprintf(stderr, "open: %s\n", err.msg);
+    RF_REQUIRE(sh.ix);
     atomic_init(&sh.done, 0);
     atomic_init(&sh.gone_seq, -1);
     atomic_init(&sh.failures, 0);
@@ -196,6 +221,8 @@ static void test_concurrent(void)
     RF_CHECK_INT(atomic_load(&sh.failures), 0);
     RF_CHECK(atomic_load(&sh.searches) > 0);
     RF_CHECK(tl_vectors_match_store(sh.ix, dir));
+    RF_CHECK(rf__index_maint_wait(sh.ix, 60000) == RF_OK);
+    RF_CHECK(tl_vectors_match_store(sh.ix, dir));
     /* Quiescent: a search sees the whole store. */
     tl_vec_rand(&rng, DIM, q);
     RF_REQUIRE(rf_index_search(sh.ix, q, 10000, &res, NULL) == RF_OK);
@@ -207,4 +234,20 @@ static void test_concurrent(void)
     free(dir);
 }
 
-RF_TEST_MAIN(test_concurrent)
+/* One flat segment, as small stores have. */
+static void test_concurrent(void)
+{
+    rf_index_opts_t o = {0};
+    nids = 300;
+    run_concurrent(&o);
+}
+
+/* Small segments: seals, HNSW rebuilds and compactions while searches run. */
+static void test_concurrent_segments(void)
+{
+    rf_index_opts_t o = {.segment_size = 300, .factory = "HNSW16", .compact_ratio = 0.2};
+    nids = NIDS_MAX;
+    run_concurrent(&o);
+}
+
+RF_TEST_MAIN(test_concurrent, test_concurrent_segments)

@@ -119,7 +119,7 @@ static void model_build(int64_t cnt, model_t *m)
 
 static int child_main(const char *dir, int fd)
 {
-    rf_index_opts_t o = {dir, DIM, 5};
+    rf_index_opts_t o = {.dir = dir, .dim = DIM, .checkpoint_interval_ms = 5};
     rf_index_t *ix = NULL;
     rf_err_t err;
     static gen_t g;

@@ -364,7 +364,7 @@ static void test_dim_mismatch(void)
 {
     char *dir = rf_test_tmpdir("ixdim");
     rf_index_t *ix = tl_open(dir, DIM, 0), *ix2 = NULL;
-    rf_index_opts_t o = {dir, DIM * 2, 0};
+    rf_index_opts_t o = {.dir = dir, .dim = DIM * 2};
     rf_err_t err = {0};
     rf_index_close(ix);
     RF_CHECK(rf_index_open(&o, &ix2, &err) == RF_ECONFIG);
@@ -381,7 +381,7 @@ static void test_lock(void)
 {
     char *dir = rf_test_tmpdir("ixlock");
     rf_index_t *ix = tl_open(dir, DIM, 0), *ix2 = NULL;
-    rf_index_opts_t o = {dir, DIM, 0};
+    rf_index_opts_t o = {.dir = dir, .dim = DIM};
     rf_err_t err = {0};
     pid_t pid;
     int status = 0;
@@ -450,7 +450,7 @@ static void test_corrupt_store(void)
 {
     char *dir = rf_test_tmpdir("ixbad");
     char *path = rf_xasprintf("%s/store.db", dir);
-    rf_index_opts_t o = {dir, DIM, 0};
+    rf_index_opts_t o = {.dir = dir, .dim = DIM};
     rf_index_t *ix = NULL;
     rf_err_t err = {0};
     FILE *fp = fopen(path, "wb");

@@ -1,266 +1,16 @@
 /* test_serve.c - the HTTP API over real sockets: libcurl against rf_serve_start on a
- * free port, with a real index in a temporary directory and an embedder that maps a
- * query to a one-hot vector by its first letter.
+ * free port, with a real index in a temporary directory (serve_testlib.c): search,
+ * records, status, health, metrics, limits on bodies, malformed input, logging, listen
+ * addresses.
  * Covers INVARIANT(fresh-is-measurable): search answers carry their position.
  */
-#include "serve/serve.h"
+#include "serve_testlib.h"
 
-#include <ctype.h>
-#include <curl/curl.h>
-#include <jansson.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "rf_test.h"
-
-#define DIM   4
-#define MAX_K 50
-
-/* ==== Fixture ==== */
-
-typedef struct fx {
-    char *dir;
-    rf_index_t *ix;
-    rf_serve_t *srv;
-    rf_serve_counters_t counters;
-    pthread_mutex_t lock;
-    int port;
-    CURL *curl;
-    int64_t seq;
-} fx_t;
-
-/* 'a' -> e0, 'b' -> e1, ... ; "!" fails as unavailable, "?" fails for good. */
-static rf_rc embed_letter(void *opaque, const char *text, size_t len, float *out, rf_err_t *err)
-{
-    (void)opaque;
-    memset(out, 0, sizeof(float) * DIM);
-    if (len && text[0] == '!')
-        return rf_err_set(err, RF_EUNAVAIL, "test embedder: endpoint down");
-    if (len && text[0] == '?')
-        return rf_err_set(err, RF_EEMBED, "test embedder: refused");
-    int c = len ? tolower((unsigned char)text[0]) - 'a' : 0;
-    if (c < 0)
-        c = 0;
-    out[c % DIM] = 1.0f;
-    return RF_OK;
-}
-
-static void fill(fx_t *fx)
-{
-    static const float v1[DIM] = {1, 0, 0, 0}, v2[DIM] = {0.8f, 0.6f, 0, 0}, v3[DIM] = {0, 1, 0, 0},
-                       v4[DIM] = {0, 0, 1, 0};
-    int64_t now = rf_now_ms();
-    rf_index_op_t ops[4];
-    rf_index_offset_t off = {"t", 0, 4};
-    rf_index_batch_t batch;
-    rf_err_t err;
-
-    memset(ops, 0, sizeof(ops));
-    for (int i = 0; i < 4; i++) {
-        ops[i].kind = RF_INDEX_UPSERT;
-        ops[i].source = "t.docs";
-        ops[i].model = "test";
-        ops[i].topic = "t";
-        ops[i].partition = 0;
-        ops[i].offset = i;
-        ops[i].event_time_ms = now - 1000 + i;
-    }
-    ops[0].id = "t.docs:1";
-    ops[0].text = "apple";
-    ops[0].vec = v1;
-    ops[0].metadata_json = "{\"color\":\"red\"}";
-    ops[0].tenant = "acme";
-    ops[0].label = "fruit";
-    ops[1].id = "t.docs:2";
-    ops[1].text = "apricot banana";
-    ops[1].vec = v2;
-    ops[2].id = "t.docs:3";
-    ops[2].text = "banana";
-    ops[2].vec = v3;
-    ops[3].id = "t.docs:4/x y";
-    ops[3].text = "cherry";
-    ops[3].vec = v4;
-    memset(&batch, 0, sizeof(batch));
-    batch.ops = ops;
-    batch.op_cnt = 4;
-    batch.offsets = &off;
-    batch.offset_cnt = 1;
-    if (rf_index_apply(fx->ix, &batch, &fx->seq, &err) != RF_OK)
-        rf__test_fail(__FILE__, __LINE__, "rf_index_apply: %s", err.msg);
-    RF_REQUIRE(fx->seq > 0);
-}
-
-static void fx_start(fx_t *fx, size_t max_body, int with_counters, int threads)
-{
-    rf_index_opts_t iopts = {0};
-    rf_serve_opts_t sopts = {0};
-    rf_err_t err;
-
-    memset(fx, 0, sizeof(*fx));
-    pthread_mutex_init(&fx->lock, NULL);
-    fx->counters.last_error_lock = &fx->lock;
-    fx->dir = rf_test_tmpdir("serve");
-    RF_REQUIRE(fx->dir);
-    iopts.dir = fx->dir;
-    iopts.dim = DIM;
-    if (rf_index_open(&iopts, &fx->ix, &err) != RF_OK)
-        rf__test_fail(__FILE__, __LINE__, "rf_index_open: %s", err.msg);
-    RF_REQUIRE(fx->ix);
-    fill(fx);
-
-    sopts.listen = "127.0.0.1:0";
-    sopts.threads = threads;
-    sopts.max_body = max_body;
-    sopts.max_k = MAX_K;
-    sopts.dim = DIM;
-    sopts.ix = fx->ix;
-    sopts.embed = embed_letter;
-    sopts.counters = with_counters ? &fx->counters : NULL;
-    if (rf_serve_start(&sopts, &fx->srv, &err) != RF_OK)
-        rf__test_fail(__FILE__, __LINE__, "rf_serve_start: %s", err.msg);
-    RF_REQUIRE(fx->srv);
-    fx->port = rf_serve_port(fx->srv);
-    RF_REQUIRE(fx->port > 0);
-    fx->curl = curl_easy_init();
-    RF_REQUIRE(fx->curl);
-}
-
-static void fx_stop(fx_t *fx)
-{
-    if (fx->curl)
-        curl_easy_cleanup(fx->curl);
-    rf_serve_stop(fx->srv);
-    rf_index_close(fx->ix);
-    if (fx->dir)
-        rf_test_rmtree(fx->dir);
-    free(fx->dir);
-    pthread_mutex_destroy(&fx->lock);
-    memset(fx, 0, sizeof(*fx));
-}
-
-/* ==== HTTP ==== */
-
-typedef struct resp {
-    long status;
-    rf_buf_t body;
-    rf_buf_t headers;
-    json_t *json; /* body parsed, when it is JSON */
-} resp_t;
-
-typedef struct upload {
-    const char *p;
-    size_t left;
-} upload_t;
-
-static size_t on_body(char *p, size_t sz, size_t n, void *ud)
-{
-    rf_buf_append(ud, p, sz * n);
-    return sz * n;
-}
-
-static size_t on_upload(char *p, size_t sz, size_t n, void *ud)
-{
-    upload_t *u = ud;
-    size_t len = sz * n < u->left ? sz * n : u->left;
-    memcpy(p, u->p, len);
-    u->p += len;
-    u->left -= len;
-    return len;
-}
-
-static void resp_fini(resp_t *r)
-{
-    rf_buf_fini(&r->body);
-    rf_buf_fini(&r->headers);
-    json_decref(r->json);
-    memset(r, 0, sizeof(*r));
-}
-
-/* One request on the fixture's handle (connections are reused between calls).
- * chunked sends the body with Transfer-Encoding: chunked. */
-static void http_ex(fx_t *fx, const char *method, const char *path, const char *body, size_t len,
-                    int chunked, resp_t *r)
-{
-    char url[512];
-    struct curl_slist *hdrs = NULL;
-    upload_t up = {body, len};
-    CURL *c = fx->curl;
-    CURLcode cc;
-
-    memset(r, 0, sizeof(*r));
-    rf_buf_init(&r->body, 1 << 24);
-    rf_buf_init(&r->headers, 1 << 16);
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", fx->port, path);
-    curl_easy_reset(c);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
-    curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r->body);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r->headers);
-    if (!strcmp(method, "HEAD")) {
-        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-    } else if (body) {
-        curl_easy_setopt(c, CURLOPT_POST, 1L);
-        hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-        if (chunked) {
-            hdrs = curl_slist_append(hdrs, "Transfer-Encoding: chunked");
-            curl_easy_setopt(c, CURLOPT_READFUNCTION, on_upload);
-            curl_easy_setopt(c, CURLOPT_READDATA, &up);
-        } else {
-            curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-            curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-        }
-        if (strcmp(method, "POST") != 0)
-            curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    } else if (strcmp(method, "GET") != 0) {
-        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    }
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-    cc = curl_easy_perform(c);
-    curl_slist_free_all(hdrs);
-    if (cc != CURLE_OK) {
-        rf__test_fail(__FILE__, __LINE__, "%s %s: %s", method, path, curl_easy_strerror(cc));
-        return;
-    }
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-    if (r->body.len)
-        r->json = json_loadb(r->body.ptr, r->body.len, 0, NULL);
-}
-
-static void http(fx_t *fx, const char *method, const char *path, const char *body, resp_t *r)
-{
-    http_ex(fx, method, path, body, body ? strlen(body) : 0, 0, r);
-}
-
-/* error.code of an error body, "" when the body is not one. */
-static const char *err_code(const resp_t *r)
-{
-    const char *s = json_string_value(json_object_get(json_object_get(r->json, "error"), "code"));
-    return s ? s : "";
-}
-
-static const char *err_msg(const resp_t *r)
-{
-    const char *s =
-        json_string_value(json_object_get(json_object_get(r->json, "error"), "message"));
-    return s ? s : "";
-}
-
-static int has_header(const resp_t *r, const char *line)
-{
-    return r->headers.ptr && strstr(r->headers.ptr, line) != NULL;
-}
-
-static const char *result_id(const resp_t *r, size_t i)
-{
-    const char *s = json_string_value(
-        json_object_get(json_array_get(json_object_get(r->json, "results"), i), "id"));
-    return s ? s : "";
-}
 
 /* ==== Tests ==== */
 
@@ -372,8 +122,9 @@ static void test_search_errors(void)
         {"{}", 400, "bad_request", "required"},
         {"{\"k\":3}", 400, "bad_request", "required"},
         {"{\"query\":\"a\",\"vector\":[1,0,0,0]}", 400, "bad_request", "not both"},
-        {"{\"query\":\"a\",\"filter\":{}}", 400, "bad_request", "\"filter\""},
-        {"{\"query\":\"a\",\"wait_ms\":1}", 400, "bad_request", "\"wait_ms\""},
+        {"{\"query\":\"a\",\"filters\":{}}", 400, "bad_request", "\"filters\""},
+        {"{\"query\":\"a\",\"max_chars\":10}", 400, "bad_request", "\"max_chars\""},
+        {"{\"query\":\"a\",\"wait_ms\":1}", 400, "bad_request", "wait_ms needs min_position"},
         {"{\"query\":\"a\",\"k\":0}", 400, "bad_k", "1 to 50"},
         {"{\"query\":\"a\",\"k\":-1}", 400, "bad_k", ""},
         {"{\"query\":\"a\",\"k\":51}", 400, "bad_k", ""},
@@ -898,7 +649,7 @@ static void test_listen(void)
     o.max_k = 10;
     o.dim = DIM;
     o.ix = fx.ix;
-    o.embed = embed_letter;
+    o.embed = fx_embed_letter;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         o.listen = bad[i];
         rf_err_clear(&err);
@@ -921,7 +672,7 @@ static void test_listen(void)
     o.threads = 1;
     o.embed = NULL;
     RF_CHECK_INT(rf_serve_start(&o, &srv, &err), RF_EINVAL);
-    o.embed = embed_letter;
+    o.embed = fx_embed_letter;
 
     /* localhost resolves and serves. */
     o.listen = "localhost:0";

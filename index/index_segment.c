@@ -1,0 +1,1108 @@
+/* index_segment.c - the segmented vector index: segments with sequential internal ids and
+ * an iid -> vid array, live bitmaps as tombstones, immutable reference-counted snapshots
+ * swapped under a tiny lock, the writer's append/tombstone/seal, and the maintenance
+ * thread that rebuilds sealed segments as the configured FAISS index (and without their
+ * dead vectors when they pass compact_ratio).
+ *
+ * Upholds INVARIANT(index-is-a-view): every change follows a committed store change, and
+ * a rebuild is installed only with the tombstones that arrived while it ran.  Upholds
+ * INVARIANT(one-record-per-key): an update or delete clears the old iid's live bit in the
+ * same snapshot that adds the new one.  Threads: see index_int.h.
+ */
+#include "index/index.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <faiss/c_api/AutoTune_c.h>
+#include <faiss/c_api/IndexIVF_c.h>
+#include <faiss/c_api/error_c.h>
+#include <faiss/c_api/index_factory_c.h>
+#include <faiss/c_api/index_io_c.h>
+
+#include "index/index_int.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+/* ==== Dot products ==== */
+
+static float dot_plain(const float *a, const float *b, int dim)
+{
+    /* Eight independent sums let the compiler keep the FP units busy without reassociation
+     * flags. */
+    float s[8] = {0};
+    int i = 0;
+    for (; i + 8 <= dim; i += 8) {
+        for (int j = 0; j < 8; j++)
+            s[j] += a[i + j] * b[i + j];
+    }
+    for (; i < dim; i++)
+        s[0] += a[i] * b[i];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"))) static float dot_avx2(const float *a, const float *b, int dim)
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    __m128 lo, hi;
+    float r;
+    int i = 0;
+    for (; i + 16 <= dim; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    }
+    for (; i + 8 <= dim; i += 8)
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    s0 = _mm256_add_ps(s0, s1);
+    lo = _mm256_castps256_ps128(s0);
+    hi = _mm256_extractf128_ps(s0, 1);
+    lo = _mm_add_ps(lo, hi);
+    lo = _mm_hadd_ps(lo, lo);
+    lo = _mm_hadd_ps(lo, lo);
+    r = _mm_cvtss_f32(lo);
+    for (; i < dim; i++)
+        r += a[i] * b[i];
+    return r;
+}
+#endif
+
+float rf__index_dot(const float *a, const float *b, int dim)
+{
+#if defined(__x86_64__)
+    /* Debian's libfaiss is built without AVX2; the flat segments are scanned here. */
+    static int have = -1;
+    int h = __atomic_load_n(&have, __ATOMIC_RELAXED);
+    if (h < 0) {
+        __builtin_cpu_init();
+        h = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        __atomic_store_n(&have, h, __ATOMIC_RELAXED);
+    }
+    if (h)
+        return dot_avx2(a, b, dim);
+#endif
+    return dot_plain(a, b, dim);
+}
+
+/* ==== Reference-counted pieces ==== */
+
+static void ref_inc(int *refs)
+{
+    __atomic_add_fetch(refs, 1, __ATOMIC_RELAXED);
+}
+
+/* 1 when this was the last reference. */
+static int ref_dec(int *refs)
+{
+    return __atomic_sub_fetch(refs, 1, __ATOMIC_ACQ_REL) == 0;
+}
+
+static rf__index_rows_t *rows_new(size_t cap)
+{
+    rf__index_rows_t *rows = rf_xcalloc(1, sizeof(*rows));
+    rows->refs = 1;
+    rows->cap = cap;
+    rows->vids = rf_xmalloc((cap ? cap : 1) * sizeof(*rows->vids));
+    rows->attrs = rf_xcalloc(cap ? cap : 1, sizeof(*rows->attrs));
+    return rows;
+}
+
+void rf__index_rows_unref(rf__index_rows_t *rows)
+{
+    if (!rows || !ref_dec(&rows->refs))
+        return;
+    for (size_t i = 0; i < rows->filled; i++)
+        free(rows->attrs[i]);
+    free(rows->attrs);
+    free(rows->vids);
+    free(rows);
+}
+
+rf__index_seg_t *rf__index_seg_new_flat(int dim, uint32_t id, size_t cap)
+{
+    rf__index_seg_t *seg = rf_xcalloc(1, sizeof(*seg));
+    seg->refs = 1;
+    seg->id = id;
+    seg->kind = RF__SEG_FLAT;
+    seg->dim = dim;
+    seg->cap = cap;
+    seg->rows = rows_new(cap);
+    seg->vecs = rf_xmalloc((cap ? cap : 1) * (size_t)dim * sizeof(float));
+    return seg;
+}
+
+static void inv_free(rf__index_inv_t *inv)
+{
+    if (!inv)
+        return;
+    free(inv->keys);
+    free(inv->off);
+    free(inv->post);
+    free(inv);
+}
+
+typedef struct kpair {
+    uint64_t key;
+    uint32_t iid;
+} kpair_t;
+
+static int kpair_cmp(const void *a, const void *b)
+{
+    const kpair_t *x = a, *y = b;
+    if (x->key != y->key)
+        return x->key < y->key ? -1 : 1;
+    return (x->iid > y->iid) - (x->iid < y->iid);
+}
+
+void rf__index_seg_inv_build(rf__index_seg_t *seg)
+{
+    rf__index_inv_t *inv = rf_xcalloc(1, sizeof(*inv));
+    kpair_t *pairs = NULL;
+    size_t n = 0, cap = 0;
+    uint64_t keys[64];
+    for (size_t i = 0; i < seg->cap && i < seg->rows->filled; i++) {
+        size_t k = rf__index_attrs_keys(seg->rows->attrs[i], keys, 64);
+        if (n + k > cap) {
+            cap = (n + k) * 2;
+            pairs = rf_xrealloc(pairs, cap * sizeof(*pairs));
+        }
+        for (size_t j = 0; j < k; j++) {
+            pairs[n].key = keys[j];
+            pairs[n].iid = (uint32_t)i;
+            n++;
+        }
+    }
+    if (n)
+        qsort(pairs, n, sizeof(*pairs), kpair_cmp);
+    inv->keys = rf_xmalloc((n ? n : 1) * sizeof(*inv->keys));
+    inv->off = rf_xmalloc((n + 1) * sizeof(*inv->off));
+    inv->post = rf_xmalloc((n ? n : 1) * sizeof(*inv->post));
+    for (size_t i = 0; i < n; i++) {
+        /* A field repeated with one value (an array) gives one posting per iid. */
+        if (i && pairs[i].key == pairs[i - 1].key && pairs[i].iid == pairs[i - 1].iid)
+            continue;
+        if (!inv->nkeys || inv->keys[inv->nkeys - 1] != pairs[i].key) {
+            inv->keys[inv->nkeys] = pairs[i].key;
+            inv->off[inv->nkeys] = (uint32_t)inv->npost;
+            inv->nkeys++;
+        }
+        inv->post[inv->npost++] = pairs[i].iid;
+    }
+    inv->off[inv->nkeys] = (uint32_t)inv->npost;
+    free(pairs);
+    inv_free(seg->inv);
+    seg->inv = inv;
+}
+
+size_t rf__index_inv_lookup(const rf__index_inv_t *inv, uint64_t key, const uint32_t **iids)
+{
+    size_t lo = 0, hi = inv->nkeys;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (inv->keys[mid] < key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == inv->nkeys || inv->keys[lo] != key) {
+        *iids = NULL;
+        return 0;
+    }
+    *iids = inv->post + inv->off[lo];
+    return inv->off[lo + 1] - inv->off[lo];
+}
+
+void rf__index_seg_unref(rf__index_seg_t *seg)
+{
+    if (!seg || !ref_dec(&seg->refs))
+        return;
+    inv_free(seg->inv);
+    if (seg->ann)
+        faiss_Index_free(seg->ann);
+    free(seg->vecs);
+    rf__index_rows_unref(seg->rows);
+    free(seg);
+}
+
+rf__index_bits_t *rf__index_bits_new(size_t nbits)
+{
+    size_t nbytes = (nbits + 7) / 8;
+    rf__index_bits_t *bits = rf_xcalloc(1, sizeof(*bits) + (nbytes ? nbytes : 1));
+    bits->refs = 1;
+    bits->nbytes = nbytes;
+    return bits;
+}
+
+void rf__index_bits_unref(rf__index_bits_t *bits)
+{
+    if (bits && ref_dec(&bits->refs))
+        free(bits);
+}
+
+static void bit_set(rf__index_bits_t *bits, size_t i)
+{
+    bits->b[i >> 3] |= (uint8_t)(1u << (i & 7));
+}
+
+static void bit_clear(rf__index_bits_t *bits, size_t i)
+{
+    bits->b[i >> 3] &= (uint8_t) ~(1u << (i & 7));
+}
+
+static void snap_free(rf__index_snap_t *snap)
+{
+    for (size_t i = 0; i < snap->cnt; i++) {
+        rf__index_seg_unref(snap->v[i].seg);
+        rf__index_bits_unref(snap->v[i].live);
+    }
+    free(snap->v);
+    rf_index_position_fini(&snap->pos);
+    free(snap);
+}
+
+rf__index_snap_t *rf__index_snap_acquire(rf_index_t *ix)
+{
+    rf__index_snap_t *snap;
+    /* The lock covers a pointer load and an increment: a search never waits for the
+     * writer's work, only for another thread's increment. */
+    pthread_mutex_lock(&ix->cur_mu);
+    snap = ix->cur;
+    if (snap)
+        ref_inc(&snap->refs);
+    pthread_mutex_unlock(&ix->cur_mu);
+    return snap;
+}
+
+void rf__index_snap_release(rf__index_snap_t *snap)
+{
+    if (snap && ref_dec(&snap->refs))
+        snap_free(snap);
+}
+
+rf_rc rf__index_seg_vector(const rf__index_seg_t *seg, size_t iid, float *out, rf_err_t *err)
+{
+    if (seg->kind == RF__SEG_FLAT) {
+        memcpy(out, seg->vecs + iid * (size_t)seg->dim, (size_t)seg->dim * sizeof(float));
+        return RF_OK;
+    }
+    if (faiss_Index_reconstruct(seg->ann, (idx_t)iid, out)) {
+        const char *m = faiss_get_last_error();
+        return rf_err_set(err, RF_EINDEX, "faiss reconstruct: %s", m ? m : "unknown error");
+    }
+    return RF_OK;
+}
+
+/* ==== The writer's vid map ==== */
+
+static size_t map_slot(const rf__index_locmap_t *m, int64_t vid)
+{
+    uint64_t h = (uint64_t)vid * 0x9e3779b97f4a7c15ull;
+    return (size_t)(h >> 17) & (m->cap - 1);
+}
+
+static void map_put(rf__index_locmap_t *m, int64_t vid, uint64_t val);
+
+static void map_grow(rf__index_locmap_t *m)
+{
+    rf__index_locmap_t old = *m;
+    m->cap = old.cap ? old.cap * 2 : 1024;
+    m->keys = rf_xcalloc(m->cap, sizeof(*m->keys));
+    m->vals = rf_xmalloc(m->cap * sizeof(*m->vals));
+    m->cnt = 0;
+    for (size_t i = 0; i < old.cap; i++) {
+        if (old.keys[i])
+            map_put(m, old.keys[i], old.vals[i]);
+    }
+    free(old.keys);
+    free(old.vals);
+}
+
+static void map_put(rf__index_locmap_t *m, int64_t vid, uint64_t val)
+{
+    size_t i;
+    if ((m->cnt + 1) * 10 > m->cap * 7)
+        map_grow(m);
+    for (i = map_slot(m, vid); m->keys[i] && m->keys[i] != vid; i = (i + 1) & (m->cap - 1))
+        ;
+    if (!m->keys[i]) {
+        m->keys[i] = vid;
+        m->cnt++;
+    }
+    m->vals[i] = val;
+}
+
+static int map_get(const rf__index_locmap_t *m, int64_t vid, uint64_t *val)
+{
+    if (!m->cap)
+        return 0;
+    for (size_t i = map_slot(m, vid); m->keys[i]; i = (i + 1) & (m->cap - 1)) {
+        if (m->keys[i] == vid) {
+            *val = m->vals[i];
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Linear probing removal by backward shift: no tombstone slots to accumulate. */
+static void map_del(rf__index_locmap_t *m, int64_t vid)
+{
+    size_t i, j;
+    if (!m->cap)
+        return;
+    for (i = map_slot(m, vid); m->keys[i] && m->keys[i] != vid; i = (i + 1) & (m->cap - 1))
+        ;
+    if (!m->keys[i])
+        return;
+    m->keys[i] = 0;
+    m->cnt--;
+    for (j = (i + 1) & (m->cap - 1); m->keys[j]; j = (j + 1) & (m->cap - 1)) {
+        size_t home = map_slot(m, m->keys[j]);
+        /* Moves j back into the hole unless its home lies cyclically in (i, j]. */
+        if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
+            m->keys[i] = m->keys[j];
+            m->vals[i] = m->vals[j];
+            m->keys[j] = 0;
+            i = j;
+        }
+    }
+}
+
+static uint64_t loc_pack(uint32_t seg_id, size_t iid)
+{
+    return ((uint64_t)seg_id << 32) | (uint64_t)(uint32_t)iid;
+}
+
+static void map_bytes_update(rf_index_t *ix)
+{
+    __atomic_store_n(&ix->map_bytes, ix->map.cap * (sizeof(int64_t) + sizeof(uint64_t)),
+                     __ATOMIC_RELAXED);
+}
+
+/* ==== Drafts: the next snapshot, built by whoever holds w_mu ==== */
+
+typedef struct draft {
+    rf__index_view_t *v;
+    uint8_t *priv; /* per view: its live bitmap is a private copy already */
+    size_t cnt, cap;
+} draft_t;
+
+static void draft_push(draft_t *d, const rf__index_view_t *view, int priv)
+{
+    if (d->cnt == d->cap) {
+        d->cap = d->cap ? d->cap * 2 : 8;
+        d->v = rf_xrealloc(d->v, d->cap * sizeof(*d->v));
+        d->priv = rf_xrealloc(d->priv, d->cap);
+    }
+    d->v[d->cnt] = *view;
+    d->priv[d->cnt] = (uint8_t)priv;
+    d->cnt++;
+}
+
+/* Starts from the current snapshot, with a reference on every piece. */
+static void draft_begin(rf_index_t *ix, draft_t *d)
+{
+    const rf__index_snap_t *cur = ix->cur; /* stable: only w_mu holders replace it */
+    memset(d, 0, sizeof(*d));
+    for (size_t i = 0; cur && i < cur->cnt; i++) {
+        ref_inc(&cur->v[i].seg->refs);
+        ref_inc(&cur->v[i].live->refs);
+        draft_push(d, &cur->v[i], 0);
+    }
+}
+
+/* The live bitmap of view i, copied first if a published snapshot shares it. */
+static rf__index_bits_t *draft_bits(draft_t *d, size_t i)
+{
+    rf__index_view_t *v = &d->v[i];
+    if (!d->priv[i]) {
+        rf__index_bits_t *copy = rf__index_bits_new(v->seg->cap);
+        memcpy(copy->b, v->live->b,
+               v->live->nbytes < copy->nbytes ? v->live->nbytes : copy->nbytes);
+        rf__index_bits_unref(v->live);
+        v->live = copy;
+        d->priv[i] = 1;
+    }
+    return v->live;
+}
+
+static size_t draft_find(const draft_t *d, uint32_t seg_id)
+{
+    for (size_t i = d->cnt; i-- > 0;) {
+        if (d->v[i].seg->id == seg_id)
+            return i;
+    }
+    return (size_t)-1;
+}
+
+/* The position of store seq `seq`, from the stat_mu mirror. */
+static void position_make(rf_index_t *ix, int64_t seq, rf_index_position_t *pos)
+{
+    memset(pos, 0, sizeof(*pos));
+    pthread_mutex_lock(&ix->stat_mu);
+    pos->seq = seq;
+    pos->newest_event_time_ms = ix->newest_event_ms;
+    pos->offset_cnt = ix->off_cnt;
+    pos->offsets = rf_xmalloc((ix->off_cnt ? ix->off_cnt : 1) * sizeof(*pos->offsets));
+    for (size_t i = 0; i < ix->off_cnt; i++) {
+        pos->offsets[i].topic = rf_xstrdup(ix->offs[i].topic);
+        pos->offsets[i].partition = ix->offs[i].partition;
+        pos->offsets[i].next_offset = ix->offs[i].next_offset;
+    }
+    pthread_mutex_unlock(&ix->stat_mu);
+}
+
+/* Turns the draft into the current snapshot with position pos (taken over).  Caller
+ * holds w_mu. */
+static void draft_publish(rf_index_t *ix, draft_t *d, rf_index_position_t *pos)
+{
+    rf__index_snap_t *next = rf_xcalloc(1, sizeof(*next)), *old;
+    next->refs = 1;
+    next->cnt = d->cnt;
+    next->v = d->v;
+    next->pos = *pos;
+    next->next_id = ix->next_seg_id;
+    memset(pos, 0, sizeof(*pos));
+    free(d->priv);
+    memset(d, 0, sizeof(*d));
+    pthread_mutex_lock(&ix->cur_mu);
+    old = ix->cur;
+    ix->cur = next;
+    pthread_mutex_unlock(&ix->cur_mu);
+    rf__index_pos_publish_locked(ix);
+    rf__index_snap_release(old);
+}
+
+/* Removes vid's current vector, if it is indexed. */
+static void draft_tombstone(rf_index_t *ix, draft_t *d, int64_t vid)
+{
+    uint64_t loc;
+    size_t i, iid;
+    if (!map_get(&ix->map, vid, &loc))
+        return;
+    i = draft_find(d, (uint32_t)(loc >> 32));
+    iid = (size_t)(uint32_t)loc;
+    assert(i != (size_t)-1 && iid < d->v[i].n);
+    if (i != (size_t)-1 && rf__index_bit(d->v[i].live, iid)) {
+        bit_clear(draft_bits(d, i), iid);
+        d->v[i].live_n--;
+    }
+    map_del(&ix->map, vid);
+}
+
+/* Seals the tail of the draft; 1 when there was one. */
+static int draft_seal(draft_t *d)
+{
+    if (!d->cnt || d->v[d->cnt - 1].sealed)
+        return 0;
+    d->v[d->cnt - 1].sealed = 1;
+    return 1;
+}
+
+/* Appends one vector to the tail, opening a new tail when there is none or it is full.
+ * Returns 1 when a tail was sealed on the way. */
+static int draft_append(rf_index_t *ix, draft_t *d, const rf__index_add_t *a)
+{
+    rf__index_view_t *t = d->cnt ? &d->v[d->cnt - 1] : NULL;
+    rf__index_bits_t *bits;
+    size_t i;
+    int sealed = 0;
+    if (t && !t->sealed && t->n == t->seg->cap) {
+        t->sealed = 1;
+        sealed = 1;
+    }
+    if (!t || t->sealed) {
+        rf__index_view_t nv = {0};
+        nv.seg = rf__index_seg_new_flat(ix->dim, ix->next_seg_id++, ix->seg_size);
+        nv.live = rf__index_bits_new(ix->seg_size);
+        draft_push(d, &nv, 1);
+        t = &d->v[d->cnt - 1];
+    }
+    bits = draft_bits(d, d->cnt - 1);
+    i = t->n;
+    /* These slots lie beyond every published snapshot's n: no reader looks at them. */
+    t->seg->rows->vids[i] = a->vid;
+    t->seg->rows->attrs[i] = a->attrs;
+    t->seg->rows->filled = i + 1;
+    memcpy(t->seg->vecs + i * (size_t)ix->dim, a->vec, (size_t)ix->dim * sizeof(float));
+    bit_set(bits, i);
+    t->n++;
+    t->live_n++;
+    t->attr_bytes += rf__index_attrs_len(a->attrs);
+    map_put(&ix->map, a->vid, loc_pack(t->seg->id, i));
+    return sealed;
+}
+
+/* 1 when a sealed view has work for the maintenance thread. */
+static int view_needs_work(const rf_index_t *ix, const rf__index_view_t *v)
+{
+    if (!v->sealed)
+        return 0;
+    if (v->seg->kind == RF__SEG_FLAT && !v->seg->final)
+        return 1;
+    return v->n && (double)(v->n - v->live_n) > ix->compact_ratio * (double)v->n;
+}
+
+void rf__index_vec_update(rf_index_t *ix, const int64_t *rm, size_t rm_n,
+                          const rf__index_add_t *adds, size_t add_n, int64_t seq)
+{
+    draft_t d;
+    rf_index_position_t pos;
+    int kick = 0;
+    pthread_mutex_lock(&ix->w_mu);
+    draft_begin(ix, &d);
+    /* INVARIANT(one-record-per-key): the old vector of every touched vid dies in the same
+     * snapshot that shows the new one. */
+    for (size_t i = 0; i < rm_n; i++)
+        draft_tombstone(ix, &d, rm[i]);
+    for (size_t i = 0; i < add_n; i++) {
+        draft_tombstone(ix, &d, adds[i].vid);
+        kick |= draft_append(ix, &d, &adds[i]);
+    }
+    for (size_t i = 0; i < d.cnt && !kick; i++)
+        kick = d.priv[i] && view_needs_work(ix, &d.v[i]);
+    map_bytes_update(ix);
+    position_make(ix, seq, &pos);
+    draft_publish(ix, &d, &pos);
+    pthread_mutex_unlock(&ix->w_mu);
+    if (kick)
+        rf__index_maint_kick(ix);
+}
+
+void rf__index_vec_seal(rf_index_t *ix)
+{
+    draft_t d;
+    rf_index_position_t pos;
+    int sealed;
+    pthread_mutex_lock(&ix->w_mu);
+    draft_begin(ix, &d);
+    sealed = draft_seal(&d);
+    rf__index_position_copy(&pos, &ix->cur->pos);
+    draft_publish(ix, &d, &pos);
+    pthread_mutex_unlock(&ix->w_mu);
+    if (sealed)
+        rf__index_maint_kick(ix);
+}
+
+void rf__index_vec_install(rf_index_t *ix, rf__index_view_t *views, size_t cnt,
+                           uint32_t next_seg_id)
+{
+    draft_t d = {0};
+    rf_index_position_t pos;
+    pthread_mutex_lock(&ix->w_mu);
+    free(ix->map.keys);
+    free(ix->map.vals);
+    memset(&ix->map, 0, sizeof(ix->map));
+    for (size_t i = 0; i < cnt; i++) {
+        const rf__index_view_t *v = &views[i];
+        for (size_t j = 0; j < v->n; j++) {
+            if (rf__index_bit(v->live, j))
+                map_put(&ix->map, v->seg->rows->vids[j], loc_pack(v->seg->id, j));
+        }
+        draft_push(&d, v, 0);
+    }
+    ix->next_seg_id = next_seg_id;
+    map_bytes_update(ix);
+    position_make(ix, ix->wseq, &pos);
+    draft_publish(ix, &d, &pos);
+    pthread_mutex_unlock(&ix->w_mu);
+}
+
+/* ==== FAISS indexes of sealed segments ==== */
+
+static rf_rc faiss_fail(rf_err_t *err, const char *what)
+{
+    const char *m = faiss_get_last_error();
+    return rf_err_set(err, RF_EINDEX, "faiss %s: %s", what, m ? m : "unknown error");
+}
+
+void rf__index_ann_tune(rf_index_t *ix, FaissIndex *ann)
+{
+    FaissIndexIVF *ivf = faiss_IndexIVF_cast(ann);
+    FaissParameterSpace *ps = NULL;
+    if (ivf) {
+        faiss_IndexIVF_set_nprobe(ivf, (size_t)ix->ivf_nprobe);
+        return;
+    }
+    /* faiss 1.7.3 reads efSearch from the index, not from SearchParametersHNSW: it is set
+     * here, before any search can see the index. */
+    if (faiss_ParameterSpace_new(&ps) == 0) {
+        faiss_ParameterSpace_set_index_parameter(ps, ann, "efSearch", (double)ix->ef_search);
+        faiss_ParameterSpace_free(ps);
+    }
+}
+
+rf_rc rf__index_ann_build(rf_index_t *ix, const float *vecs, size_t n, const int *stop,
+                          FaissIndex **out, rf_err_t *err)
+{
+    FaissIndex *ann = NULL;
+    FaissIndexIVF *ivf;
+    rf_rc rc = RF_OK;
+    const size_t chunk = 4096;
+    *out = NULL;
+    if (faiss_index_factory(&ann, ix->dim, ix->factory, METRIC_INNER_PRODUCT))
+        return faiss_fail(err, "index_factory");
+    if (!faiss_Index_is_trained(ann) && faiss_Index_train(ann, (idx_t)n, vecs)) {
+        rc = faiss_fail(err, "train");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i += chunk) {
+        size_t m = n - i < chunk ? n - i : chunk;
+        if (stop && __atomic_load_n(stop, __ATOMIC_RELAXED)) {
+            rc = rf_err_set(err, RF_ESTOPPED, "segment build stopped");
+            goto out;
+        }
+        /* Sequential ids: the iids of the flat segment this replaces. */
+        if (faiss_Index_add(ann, (idx_t)m, vecs + i * (size_t)ix->dim)) {
+            rc = faiss_fail(err, "add");
+            goto out;
+        }
+    }
+    ivf = faiss_IndexIVF_cast(ann);
+    if (ivf && faiss_IndexIVF_make_direct_map(ivf, 1)) {
+        rc = faiss_fail(err, "make_direct_map");
+        goto out;
+    }
+    rf__index_ann_tune(ix, ann);
+out:
+    if (rc) {
+        faiss_Index_free(ann);
+        return rc;
+    }
+    *out = ann;
+    return RF_OK;
+}
+
+rf_rc rf__index_ann_save(FaissIndex *ann, char **buf, size_t *len, rf_err_t *err)
+{
+    char *mem = NULL;
+    size_t sz = 0;
+    FILE *fp = open_memstream(&mem, &sz);
+    *buf = NULL;
+    *len = 0;
+    if (!fp)
+        return rf_err_sys(err, RF_ENOMEM, "open_memstream");
+    if (faiss_write_index(ann, fp)) {
+        fclose(fp);
+        free(mem);
+        return faiss_fail(err, "write_index");
+    }
+    if (fclose(fp)) {
+        free(mem);
+        return rf_err_sys(err, RF_ENOMEM, "serialise index");
+    }
+    *buf = mem;
+    *len = sz;
+    return RF_OK;
+}
+
+rf_rc rf__index_ann_load(const void *data, size_t len, int dim, FaissIndex **out, rf_err_t *err)
+{
+    FaissIndex *ann = NULL;
+    rf_rc rc = RF_OK;
+    FILE *fp;
+    *out = NULL;
+    if (!len)
+        return rf_err_set(err, RF_ECORRUPT, "empty vector index");
+    fp = fmemopen((void *)data, len, "rb");
+    if (!fp)
+        return rf_err_sys(err, RF_ENOMEM, "fmemopen");
+    if (faiss_read_index(fp, 0, &ann)) {
+        /* The bytes passed their hash, so FAISS rejecting them means a format we cannot
+         * read: the checkpoint is unusable, like a corrupt one. */
+        faiss_fail(err, "read_index");
+        rc = RF_ECORRUPT;
+        if (err)
+            err->code = rc;
+    }
+    fclose(fp);
+    if (rc)
+        return rc;
+    if (faiss_Index_d(ann) != dim)
+        rc = rf_err_set(err, RF_ECORRUPT, "vector index has dim %d, expected %d",
+                        faiss_Index_d(ann), dim);
+    else if (faiss_Index_metric_type(ann) != METRIC_INNER_PRODUCT)
+        rc = rf_err_set(err, RF_ECORRUPT, "vector index metric is not inner product");
+    if (rc) {
+        faiss_Index_free(ann);
+        return rc;
+    }
+    *out = ann;
+    return RF_OK;
+}
+
+/* ==== Maintenance: rebuilds and compactions ==== */
+
+static int failed_has(rf_index_t *ix, uint32_t id)
+{
+    int found = 0;
+    pthread_mutex_lock(&ix->mt_mu);
+    for (size_t i = 0; i < ix->mt_failed_n && !found; i++)
+        found = ix->mt_failed[i] == id;
+    pthread_mutex_unlock(&ix->mt_mu);
+    return found;
+}
+
+static void failed_add(rf_index_t *ix, uint32_t id)
+{
+    pthread_mutex_lock(&ix->mt_mu);
+    ix->mt_failed = rf_xrealloc(ix->mt_failed, (ix->mt_failed_n + 1) * sizeof(*ix->mt_failed));
+    ix->mt_failed[ix->mt_failed_n++] = id;
+    pthread_mutex_unlock(&ix->mt_mu);
+}
+
+static int factory_is_flat(const char *f)
+{
+    return !strcasecmp(f, "Flat") || !strcasecmp(f, "IDMap,Flat");
+}
+
+/* Installs `fresh` in place of the view of segment old_id.  live_old[j] is the old iid of
+ * new iid j, or NULL when fresh keeps the old iids.  fresh == NULL drops the view.  Caller
+ * holds nothing. */
+static void install(rf_index_t *ix, uint32_t old_id, rf__index_seg_t *fresh, const size_t *live_old,
+                    size_t m)
+{
+    draft_t d;
+    rf_index_position_t pos;
+    size_t i;
+    pthread_mutex_lock(&ix->w_mu);
+    draft_begin(ix, &d);
+    i = draft_find(&d, old_id);
+    assert(i != (size_t)-1);
+    if (i == (size_t)-1) {
+        /* Not reachable: only this thread removes sealed views. */
+        rf__index_seg_unref(fresh);
+        for (size_t j = 0; j < d.cnt; j++) {
+            rf__index_seg_unref(d.v[j].seg);
+            rf__index_bits_unref(d.v[j].live);
+        }
+        free(d.v);
+        free(d.priv);
+        pthread_mutex_unlock(&ix->w_mu);
+        return;
+    }
+    if (!fresh || live_old) {
+        /* New iids: carry over the tombstones that arrived while the rebuild ran, and
+         * point the vid map at the new places. */
+        rf__index_view_t *v = &d.v[i];
+        rf__index_bits_t *bits = NULL;
+        size_t live_n = 0, attr_bytes = 0;
+        if (fresh) {
+            bits = rf__index_bits_new(m);
+            for (size_t j = 0; j < m; j++) {
+                attr_bytes += rf__index_attrs_len(fresh->rows->attrs[j]);
+                if (!rf__index_bit(v->live, live_old[j]))
+                    continue;
+                bit_set(bits, j);
+                live_n++;
+                map_put(&ix->map, fresh->rows->vids[j], loc_pack(fresh->id, j));
+            }
+        }
+        rf__index_seg_unref(v->seg);
+        rf__index_bits_unref(v->live);
+        if (!fresh || !live_n) {
+            rf__index_seg_unref(fresh);
+            rf__index_bits_unref(bits);
+            memmove(&d.v[i], &d.v[i + 1], (d.cnt - i - 1) * sizeof(*d.v));
+            memmove(&d.priv[i], &d.priv[i + 1], d.cnt - i - 1);
+            d.cnt--;
+        } else {
+            v->seg = fresh;
+            v->n = m;
+            v->live = bits;
+            v->live_n = live_n;
+            v->attr_bytes = attr_bytes;
+            d.priv[i] = 1;
+        }
+    } else {
+        /* Same iids: only the segment object changes; the live bitmap is kept as it is. */
+        rf__index_seg_unref(d.v[i].seg);
+        d.v[i].seg = fresh;
+    }
+    map_bytes_update(ix);
+    rf__index_position_copy(&pos, &ix->cur->pos);
+    draft_publish(ix, &d, &pos);
+    __atomic_add_fetch(&ix->inst_gen, 1, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&ix->w_mu);
+}
+
+/* Rebuilds one sealed view (from a snapshot the caller holds): without its dead vectors
+ * when it has any, as the factory index unless it is small. */
+static void rebuild(rf_index_t *ix, const rf__index_view_t *v)
+{
+    const rf__index_seg_t *seg = v->seg;
+    size_t m = v->live_n, k = 0, dim = (size_t)ix->dim;
+    int keep = v->live_n == v->n; /* nothing dead: same iids, same rows */
+    size_t *live_old = NULL;
+    float *vecs = NULL;
+    rf__index_seg_t *fresh = NULL;
+    rf_err_t e;
+    int64_t t0 = rf_mono_ms();
+    rf_rc rc = RF_OK;
+    int locked = 0;
+    if (!m) {
+        install(ix, seg->id, NULL, NULL, 0);
+        return;
+    }
+    live_old = rf_xmalloc(m * sizeof(*live_old));
+    vecs = rf_xmalloc(m * dim * sizeof(float));
+    for (size_t i = 0; i < v->n && k < m; i++) {
+        if (!rf__index_bit(v->live, i))
+            continue;
+        live_old[k] = i;
+        if ((rc = rf__index_seg_vector(seg, i, vecs + k * dim, &e)))
+            break;
+        k++;
+    }
+    if (!rc && k != m)
+        rc = rf_err_set(&e, RF_EINDEX, "segment %u: %zu live vectors, bitmap says %zu", seg->id, k,
+                        m);
+    if (rc)
+        goto fail;
+    fresh = rf_xcalloc(1, sizeof(*fresh));
+    fresh->refs = 1;
+    fresh->id = seg->id;
+    if (!keep) {
+        /* New iids, new number: the old segment's file stays valid for older manifests. */
+        pthread_mutex_lock(&ix->w_mu);
+        fresh->id = ix->next_seg_id++;
+        pthread_mutex_unlock(&ix->w_mu);
+    }
+    fresh->dim = ix->dim;
+    fresh->cap = keep ? v->n : m;
+    if (keep) {
+        fresh->rows = seg->rows;
+        ref_inc(&seg->rows->refs);
+    } else {
+        fresh->rows = rows_new(m);
+        for (size_t j = 0; j < m; j++) {
+            const uint8_t *a = seg->rows->attrs[live_old[j]];
+            size_t al = rf__index_attrs_len(a);
+            fresh->rows->vids[j] = seg->rows->vids[live_old[j]];
+            fresh->rows->attrs[j] = a ? rf_xmalloc(al) : NULL;
+            if (a)
+                memcpy(fresh->rows->attrs[j], a, al);
+        }
+        fresh->rows->filled = m;
+    }
+    if (m < RF__INDEX_ANN_MIN || factory_is_flat(ix->factory)) {
+        fresh->kind = RF__SEG_FLAT;
+        fresh->final = 1;
+        fresh->vecs = vecs;
+        vecs = NULL;
+    } else {
+        fresh->kind = RF__SEG_ANN;
+        if ((rc = rf__index_ann_build(ix, vecs, m, &ix->mt_stop, &fresh->ann, &e)))
+            goto fail;
+        /* INVARIANT(index-is-a-view): the segment is checkpointed once, as soon as it is
+         * built; a failed write is retried by the next checkpoint.  ckpt_mu, held until the
+         * segment is installed, keeps a checkpoint from pruning the file in between. */
+        pthread_mutex_lock(&ix->ckpt_mu);
+        locked = 1;
+        if (rf__index_seg_write(ix, fresh, &e)) {
+            RF_LOG(RF_LOG_WARN, RF_MOD_INDEX, "segment=%u not written, retried later: %s",
+                   fresh->id, e.msg);
+            fresh->ann_bytes = m * (dim * sizeof(float) + 64 * sizeof(int32_t));
+        }
+    }
+    free(vecs);
+    vecs = NULL;
+    rf__index_seg_inv_build(fresh);
+    RF_LOG(RF_LOG_INFO, RF_MOD_INDEX,
+           "segment=%u vectors=%zu dead=%zu kind=%s ms=%lld segment rebuilt", seg->id, m, v->n - m,
+           fresh->kind == RF__SEG_ANN ? ix->factory : "flat", (long long)(rf_mono_ms() - t0));
+    install(ix, seg->id, fresh, keep ? NULL : live_old, m);
+    if (locked)
+        pthread_mutex_unlock(&ix->ckpt_mu);
+    free(live_old);
+    return;
+fail:
+    rf__index_seg_unref(fresh);
+    free(vecs);
+    free(live_old);
+    if (rc == RF_ESTOPPED)
+        return;
+    /* The segment stays as it is (correct, only slower to search); not retried. */
+    failed_add(ix, seg->id);
+    RF_LOG(RF_LOG_WARN, RF_MOD_INDEX, "segment=%u rebuild failed, kept as it is: %s", seg->id,
+           e.msg);
+}
+
+/* Does one piece of work; 0 when there was none. */
+static int maint_step(rf_index_t *ix)
+{
+    rf__index_snap_t *snap = rf__index_snap_acquire(ix);
+    const rf__index_view_t *pick = NULL;
+    for (size_t i = 0; snap && i < snap->cnt && !pick; i++) {
+        if (view_needs_work(ix, &snap->v[i]) && !failed_has(ix, snap->v[i].seg->id))
+            pick = &snap->v[i];
+    }
+    if (pick)
+        rebuild(ix, pick);
+    rf__index_snap_release(snap);
+    return pick != NULL;
+}
+
+static void *maint_main(void *arg)
+{
+    rf_index_t *ix = arg;
+    /* Rebuilds are background work: on Linux nice is per thread, and the OpenMP workers a
+     * build starts inherit it, so searches and the writer keep the cores they need. */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10))
+        RF_LOG(RF_LOG_DEBUG, RF_MOD_INDEX, "maintenance thread keeps its priority");
+#if defined(__SANITIZE_THREAD__)
+    /* libgomp's own synchronisation is invisible to ThreadSanitizer. */
+    omp_set_num_threads(1);
+#endif
+    pthread_mutex_lock(&ix->mt_mu);
+    for (;;) {
+        while (!ix->mt_stop && !ix->mt_kick) {
+            ix->mt_idle = 1;
+            pthread_cond_broadcast(&ix->mt_idle_cond);
+            pthread_cond_wait(&ix->mt_cond, &ix->mt_mu);
+        }
+        if (ix->mt_stop)
+            break;
+        ix->mt_kick = 0;
+        ix->mt_idle = 0;
+        pthread_mutex_unlock(&ix->mt_mu);
+        while (!__atomic_load_n(&ix->mt_stop, __ATOMIC_RELAXED) && maint_step(ix))
+            ;
+        pthread_mutex_lock(&ix->mt_mu);
+    }
+    ix->mt_idle = 1;
+    pthread_cond_broadcast(&ix->mt_idle_cond);
+    pthread_mutex_unlock(&ix->mt_mu);
+    return NULL;
+}
+
+rf_rc rf__index_maint_start(rf_index_t *ix, rf_err_t *err)
+{
+    ix->mt_kick = 1;
+    if (pthread_create(&ix->mt_thr, NULL, maint_main, ix))
+        return rf_err_sys(err, RF_EIO, "start index maintenance thread");
+    ix->mt_started = 1;
+    return RF_OK;
+}
+
+void rf__index_maint_stop(rf_index_t *ix)
+{
+    if (!ix->mt_started)
+        return;
+    pthread_mutex_lock(&ix->mt_mu);
+    __atomic_store_n(&ix->mt_stop, 1, __ATOMIC_RELAXED);
+    pthread_cond_signal(&ix->mt_cond);
+    pthread_mutex_unlock(&ix->mt_mu);
+    pthread_join(ix->mt_thr, NULL);
+    ix->mt_started = 0;
+}
+
+void rf__index_maint_kick(rf_index_t *ix)
+{
+    pthread_mutex_lock(&ix->mt_mu);
+    ix->mt_kick = 1;
+    ix->mt_idle = 0;
+    pthread_cond_signal(&ix->mt_cond);
+    pthread_mutex_unlock(&ix->mt_mu);
+}
+
+rf_rc rf__index_maint_wait(rf_index_t *ix, int64_t timeout_ms)
+{
+    struct timespec deadline;
+    rf_rc rc = RF_OK;
+    if (!ix->mt_started)
+        return RF_OK;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += (time_t)(timeout_ms / 1000);
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&ix->mt_mu);
+    while (!(ix->mt_idle && !ix->mt_kick)) {
+        if (pthread_cond_timedwait(&ix->mt_idle_cond, &ix->mt_mu, &deadline) == ETIMEDOUT &&
+            !(ix->mt_idle && !ix->mt_kick)) {
+            rc = RF_ETIMEDOUT;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&ix->mt_mu);
+    return rc;
+}
+
+/* ==== Introspection ==== */
+
+static int id_cmp(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+rf_rc rf__index_vec_ids(rf_index_t *ix, int64_t **ids, size_t *n, int64_t *seq, rf_err_t *err)
+{
+    rf__index_snap_t *snap = rf__index_snap_acquire(ix);
+    size_t cnt = 0, k = 0;
+    int64_t *out;
+    *ids = NULL;
+    *n = 0;
+    if (!snap)
+        return rf_err_set(err, RF_EINDEX, "no vector index");
+    for (size_t i = 0; i < snap->cnt; i++)
+        cnt += snap->v[i].live_n;
+    out = rf_xmalloc((cnt ? cnt : 1) * sizeof(*out));
+    for (size_t i = 0; i < snap->cnt; i++) {
+        const rf__index_view_t *v = &snap->v[i];
+        for (size_t j = 0; j < v->n && k < cnt; j++) {
+            if (rf__index_bit(v->live, j))
+                out[k++] = v->seg->rows->vids[j];
+        }
+    }
+    if (seq)
+        *seq = snap->pos.seq;
+    rf__index_snap_release(snap);
+    qsort(out, k, sizeof(*out), id_cmp);
+    *ids = out;
+    *n = k;
+    return RF_OK;
+}
+
+void rf__index_snap_stats(rf_index_t *ix, const rf__index_snap_t *snap, int64_t *mem, int64_t *live,
+                          int64_t *dead, int64_t *pending)
+{
+    size_t m = __atomic_load_n(&ix->map_bytes, __ATOMIC_RELAXED);
+    int64_t l = 0, d = 0, p = 0;
+    for (size_t i = 0; snap && i < snap->cnt; i++) {
+        const rf__index_view_t *v = &snap->v[i];
+        const rf__index_seg_t *seg = v->seg;
+        if (seg->kind == RF__SEG_FLAT)
+            m += seg->cap * (size_t)seg->dim * sizeof(float);
+        else
+            m += seg->ann_bytes;
+        /* iid -> vid, the blob pointers and their heap overhead, the blobs, the bitmap,
+         * the inverted index of the attributes. */
+        m += seg->cap * (sizeof(int64_t) + sizeof(uint8_t *)) + v->n * 16 + v->attr_bytes +
+             v->live->nbytes;
+        if (seg->inv)
+            m += seg->inv->nkeys * (sizeof(uint64_t) + sizeof(uint32_t)) +
+                 seg->inv->npost * sizeof(uint32_t);
+        l += (int64_t)v->live_n;
+        d += (int64_t)(v->n - v->live_n);
+        p += view_needs_work(ix, v);
+    }
+    *mem = (int64_t)m;
+    *live = l;
+    *dead = d;
+    *pending = p;
+}

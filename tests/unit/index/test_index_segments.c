@@ -1,0 +1,417 @@
+/* test_index_segments.c - property test of the segmented vector index against a
+ * brute-force model: random interleavings of upserts, updates, deletes, seals, rebuilds
+ * and compactions, checkpoints and restarts, and searches with and without filters.  With
+ * index.factory "Flat" every result must be the model's exact top-k; with HNSW no result
+ * may be a deleted or superseded version (its score must be its current vector's), k
+ * results must come back whenever k records match, and recall against the model is
+ * reported and checked loosely.  Covers INVARIANT(one-record-per-key) and
+ * INVARIANT(index-is-a-view).
+ */
+#include "index/index.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "index/index_int.h"
+#include "index_testlib.h"
+#include "rf_test.h"
+
+#define DIM 16
+
+typedef struct mrec {
+    int live;
+    float v[DIM];
+    int cat, price, tenant, tag;
+} mrec_t;
+
+typedef struct model {
+    mrec_t *r;
+    int n;
+} model_t;
+
+typedef struct mfilter {
+    int kind; /* 0 none, 1 cat eq, 2 cat in, 3 price range, 4 tenant, 5 tag eq, 6 cat+price */
+    int a, b;
+} mfilter_t;
+
+static int model_match(const mrec_t *r, const mfilter_t *f)
+{
+    switch (f->kind) {
+    case 1:
+        return r->cat == f->a;
+    case 2:
+        return r->cat == f->a || r->cat == f->b;
+    case 3:
+        return r->price >= f->a && r->price < f->b;
+    case 4:
+        return r->tenant == f->a;
+    case 5:
+        return r->tag == f->a || r->tag + 1 == f->a;
+    case 6:
+        return r->cat == f->a && r->price <= f->b;
+    default:
+        return 1;
+    }
+}
+
+static double dot64(const float *a, const float *b)
+{
+    double s = 0;
+    for (int i = 0; i < DIM; i++)
+        s += (double)a[i] * b[i];
+    return s;
+}
+
+typedef struct scored {
+    double s;
+    int id;
+} scored_t;
+
+static int scored_cmp(const void *a, const void *b)
+{
+    const scored_t *x = a, *y = b;
+    return (x->s < y->s) - (x->s > y->s);
+}
+
+/* Builds the rf_index_filter_t for f; strings live in buf. */
+typedef struct qfilter {
+    rf_index_cond_t conds[2];
+    const char *vals[2];
+    char s[4][32];
+    rf_index_filter_t f;
+} qfilter_t;
+
+static const rf_index_filter_t *qfilter_make(qfilter_t *q, const mfilter_t *f)
+{
+    memset(q, 0, sizeof(*q));
+    q->f.conds = q->conds;
+    switch (f->kind) {
+    case 1:
+    case 2:
+        snprintf(q->s[0], sizeof(q->s[0]), "\"c%d\"", f->a);
+        snprintf(q->s[1], sizeof(q->s[1]), "\"c%d\"", f->b);
+        q->vals[0] = q->s[0];
+        q->vals[1] = q->s[1];
+        q->conds[0].field = "cat";
+        q->conds[0].kind = f->kind == 1 ? RF_INDEX_COND_EQ : RF_INDEX_COND_IN;
+        q->conds[0].values = q->vals;
+        q->conds[0].value_cnt = f->kind == 1 ? 1 : 2;
+        q->f.cond_cnt = 1;
+        break;
+    case 3:
+        snprintf(q->s[0], sizeof(q->s[0]), "%d", f->a);
+        snprintf(q->s[1], sizeof(q->s[1]), "%d", f->b);
+        q->conds[0].field = "price";
+        q->conds[0].kind = RF_INDEX_COND_RANGE;
+        q->conds[0].lo = q->s[0];
+        q->conds[0].hi = q->s[1];
+        q->conds[0].hi_excl = 1;
+        q->f.cond_cnt = 1;
+        break;
+    case 4:
+        snprintf(q->s[0], sizeof(q->s[0]), "t%d", f->a);
+        q->f.tenant = q->s[0];
+        break;
+    case 5:
+        snprintf(q->s[0], sizeof(q->s[0]), "\"g%d\"", f->a);
+        q->vals[0] = q->s[0];
+        q->conds[0].field = "tags";
+        q->conds[0].kind = RF_INDEX_COND_EQ;
+        q->conds[0].values = q->vals;
+        q->conds[0].value_cnt = 1;
+        q->f.cond_cnt = 1;
+        break;
+    case 6:
+        snprintf(q->s[0], sizeof(q->s[0]), "\"c%d\"", f->a);
+        snprintf(q->s[1], sizeof(q->s[1]), "%d", f->b);
+        q->vals[0] = q->s[0];
+        q->conds[0].field = "cat";
+        q->conds[0].kind = RF_INDEX_COND_EQ;
+        q->conds[0].values = q->vals;
+        q->conds[0].value_cnt = 1;
+        q->conds[1].field = "price";
+        q->conds[1].kind = RF_INDEX_COND_RANGE;
+        q->conds[1].hi = q->s[1];
+        q->f.cond_cnt = 2;
+        break;
+    default:
+        return NULL;
+    }
+    return &q->f;
+}
+
+typedef struct run {
+    const char *factory;
+    int exact; /* 1: every result must equal the model's */
+    int64_t seg_size;
+    int max_id;
+    int ops;
+    double recall_min;
+    int seal_every; /* 1 in seal_every seal steps really seals (few seals: big segments) */
+} run_t;
+
+static rf_index_t *open_run(const char *dir, const run_t *r)
+{
+    rf_index_opts_t o = {.dir = dir,
+                         .dim = DIM,
+                         .segment_size = r->seg_size,
+                         .factory = r->factory,
+                         .compact_ratio = 0.25,
+                         .ef_search = 48,
+                         .filter_exact_max = 300};
+    rf_index_t *ix = NULL;
+    rf_err_t err = {0};
+    rf_rc rc = rf_index_open(&o, &ix, &err);
+    if (rc)
+        fprintf(stderr, "open: %s\n", err.msg);
+    RF_REQUIRE(rc == RF_OK);
+    return ix;
+}
+
+static void upsert(rf_index_t *ix, model_t *m, int id, uint64_t *st)
+{
+    mrec_t *r = &m->r[id];
+    char key[32], text[64], meta[160], tenant[8];
+    rf_index_op_t op;
+    tl_vec_rand(st, DIM, r->v);
+    r->cat = (int)tl_below(st, 10);
+    r->price = (int)tl_below(st, 1000);
+    r->tenant = (int)tl_below(st, 3);
+    r->tag = (int)tl_below(st, 20);
+    r->live = 1;
+    snprintf(key, sizeof(key), "k:%d", id);
+    snprintf(text, sizeof(text), "text of %d", id);
+    snprintf(meta, sizeof(meta),
+             "{\"cat\":\"c%d\",\"price\":%d,\"tags\":[\"g%d\",\"g%d\"],\"n\":{}}", r->cat, r->price,
+             r->tag, r->tag + 1);
+    snprintf(tenant, sizeof(tenant), "t%d", r->tenant);
+    op = tl_upsert(key, "src", text, r->v);
+    op.metadata_json = meta;
+    op.tenant = tenant;
+    RF_REQUIRE(tl_apply(ix, &op, 1, NULL, 0, NULL) == RF_OK);
+}
+
+/* One search checked against the model; adds to the recall counters. */
+static void check_search(rf_index_t *ix, const model_t *m, const run_t *r, uint64_t *st,
+                         long *found, long *wanted, int *fails)
+{
+    float q[DIM];
+    mfilter_t mf;
+    qfilter_t qf;
+    rf_index_query_t query;
+    rf_index_results_t res;
+    rf_err_t err = {0};
+    scored_t *all = rf_xmalloc((size_t)m->n * sizeof(*all));
+    int cnt = 0, k = 1 + (int)tl_below(st, 20), expect;
+    tl_vec_rand(st, DIM, q);
+    mf.kind = (int)tl_below(st, 7);
+    mf.a = (int)tl_below(st, 10);
+    mf.b = mf.kind == 3 ? mf.a * 100 + 1 + (int)tl_below(st, 300) : (int)tl_below(st, 10);
+    if (mf.kind == 3)
+        mf.a *= 100;
+    if (mf.kind == 4)
+        mf.a %= 3;
+    if (mf.kind == 5)
+        mf.a = (int)tl_below(st, 21);
+    if (mf.kind == 6)
+        mf.b = (int)tl_below(st, 1000);
+    for (int i = 0; i < m->n; i++) {
+        if (m->r[i].live && model_match(&m->r[i], &mf)) {
+            all[cnt].s = dot64(q, m->r[i].v);
+            all[cnt].id = i;
+            cnt++;
+        }
+    }
+    qsort(all, (size_t)cnt, sizeof(*all), scored_cmp);
+    expect = cnt < k ? cnt : k;
+    query.vec = q;
+    query.k = k;
+    query.filter = qfilter_make(&qf, &mf);
+    query.min_score = -INFINITY;
+    if (rf_index_query(ix, &query, &res, &err) != RF_OK) {
+        fprintf(stderr, "query: %s\n", err.msg);
+        (*fails)++;
+        free(all);
+        return;
+    }
+    if ((int)res.cnt != expect) {
+        if (*fails < 10)
+            fprintf(stderr, "filter %d: %zu results, %d expected (k=%d, matching %d)\n", mf.kind,
+                    res.cnt, expect, k, cnt);
+        (*fails)++;
+    }
+    if (res.seq != rf_index_seq(ix))
+        (*fails)++;
+    for (size_t i = 0; i < res.cnt; i++) {
+        const rf_index_hit_t *h = &res.hits[i];
+        int id = (int)strtol(h->id + 2, NULL, 10);
+        if (id < 0 || id >= m->n || !m->r[id].live || !model_match(&m->r[id], &mf)) {
+            if (*fails < 10)
+                fprintf(stderr, "%s: deleted or not matching (filter %d)\n", h->id, mf.kind);
+            (*fails)++;
+            continue;
+        }
+        /* A stale version would carry the score of its old vector. */
+        if (fabs(dot64(q, m->r[id].v) - h->score) > 1e-4) {
+            if (*fails < 10)
+                fprintf(stderr, "%s: score %f is not its current vector's %f\n", h->id,
+                        (double)h->score, dot64(q, m->r[id].v));
+            (*fails)++;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (!strcmp(res.hits[j].id, h->id))
+                (*fails)++;
+        }
+        if (r->exact && fabs(all[i].s - h->score) > 1e-4) {
+            if (*fails < 10)
+                fprintf(stderr, "rank %zu: score %f, model %f (filter %d)\n", i, (double)h->score,
+                        all[i].s, mf.kind);
+            (*fails)++;
+        }
+        for (int j = 0; j < expect; j++) {
+            if (all[j].id == id) {
+                (*found)++;
+                break;
+            }
+        }
+    }
+    *wanted += expect;
+    rf_index_results_fini(&res);
+    free(all);
+}
+
+static void property_run(const run_t *r)
+{
+    char *dir = rf_test_tmpdir("ixseg");
+    model_t m;
+    uint64_t st = 0x5eed0000u + (uint64_t)r->seg_size;
+    rf_index_t *ix = open_run(dir, r);
+    long found = 0, wanted = 0;
+    int fails = 0, searches = 0, seals = 0, reopens = 0, waits = 0, ann = 0;
+    char *status;
+    m.n = r->max_id;
+    m.r = rf_xcalloc((size_t)m.n, sizeof(*m.r));
+    for (int op = 0; op < r->ops; op++) {
+        uint32_t dice = tl_below(&st, 1000);
+        int id = (int)tl_below(&st, (uint32_t)m.n);
+        if (dice < 600) {
+            upsert(ix, &m, id, &st);
+        } else if (dice < 750) {
+            char key[32];
+            rf_index_op_t del;
+            snprintf(key, sizeof(key), "k:%d", id);
+            del = tl_delete(key, "src");
+            RF_REQUIRE(tl_apply(ix, &del, 1, NULL, 0, NULL) == RF_OK);
+            m.r[id].live = 0;
+        } else if (dice < 960) {
+            check_search(ix, &m, r, &st, &found, &wanted, &fails);
+            searches++;
+        } else if (dice < 975) {
+            if (tl_below(&st, (uint32_t)r->seal_every) == 0) {
+                rf__index_vec_seal(ix);
+                seals++;
+            }
+        } else if (dice < 990) {
+            /* Rebuilds and compactions finish before the next step. */
+            RF_CHECK(rf__index_maint_wait(ix, 60000) == RF_OK);
+            waits++;
+        } else if (dice < 995) {
+            RF_CHECK(rf_index_checkpoint(ix, NULL) == RF_OK);
+        } else {
+            if (dice & 1)
+                rf_index_close(ix);
+            else
+                rf__index_abandon(ix);
+            ix = open_run(dir, r);
+            reopens++;
+        }
+    }
+    RF_CHECK(rf__index_maint_wait(ix, 60000) == RF_OK);
+    for (int i = 0; i < 50; i++) {
+        check_search(ix, &m, r, &st, &found, &wanted, &fails);
+        searches++;
+    }
+    RF_CHECK(tl_vectors_match_store(ix, dir));
+    {
+        rf__index_snap_t *snap = rf__index_snap_acquire(ix);
+        for (size_t i = 0; i < snap->cnt; i++)
+            ann += snap->v[i].seg->kind == RF__SEG_ANN;
+        rf__index_snap_release(snap);
+    }
+    RF_CHECK(r->exact ? ann == 0 : ann > 0);
+    status = rf_index_status_json(ix);
+    RF_REQUIRE(status);
+    RF_CHECK(strstr(status, "\"bytes_per_record\":0,") == NULL);
+    RF_CHECK(strstr(status, "\"memory_bytes\":") != NULL);
+    printf("%s: %d searches, %d seals, %d waits, %d reopens, %d ANN segments, recall %.3f, %d "
+           "failures\n  %s\n",
+           r->factory, searches, seals, waits, reopens, ann,
+           wanted ? (double)found / (double)wanted : 1.0, fails, status);
+    free(status);
+    RF_CHECK_INT(fails, 0);
+    RF_CHECK(wanted > 0 && (double)found / (double)wanted >= r->recall_min);
+    rf_index_close(ix);
+    free(m.r);
+    rf_test_rmtree(dir);
+    free(dir);
+}
+
+/* Every segment stays exact: results must be the model's top-k. */
+static void test_flat_exact(void)
+{
+    run_t r = {"Flat", 1, 40, 400, 4000, 0.999, 1};
+    property_run(&r);
+}
+
+/* Sealed segments become HNSW: never a dead or stale version, k results, good recall. */
+static void test_hnsw(void)
+{
+    run_t r = {"HNSW16", 0, 1100, 3000, 9000, 0.85, 30};
+    property_run(&r);
+}
+
+/* IVF segments trained on their own vectors. */
+static void test_ivf(void)
+{
+    run_t r = {"IVF16,Flat", 0, 1100, 2500, 6000, 0.8, 30};
+    property_run(&r);
+}
+
+/* Bad filters and options are refused with a precise message. */
+static void test_refusals(void)
+{
+    char *dir = rf_test_tmpdir("ixref");
+    rf_index_opts_t o = {.dir = dir, .dim = DIM, .factory = "NoSuchIndex42"};
+    rf_index_t *ix = NULL;
+    rf_err_t err = {0};
+    float q[DIM] = {1};
+    const char *bad[] = {"{not json"};
+    rf_index_cond_t c = {.field = "cat", .kind = RF_INDEX_COND_EQ, .values = bad, .value_cnt = 1};
+    rf_index_filter_t f = {.conds = &c, .cond_cnt = 1};
+    rf_index_query_t query = {.vec = q, .k = 3, .filter = &f, .min_score = -INFINITY};
+    rf_index_results_t res;
+    RF_CHECK(rf_index_open(&o, &ix, &err) == RF_ECONFIG);
+    RF_CHECK(strstr(err.msg, "NoSuchIndex42") != NULL);
+    o.factory = "PQ4";
+    RF_CHECK(rf_index_open(&o, &ix, &err) == RF_ECONFIG);
+    RF_CHECK(strstr(err.msg, "HNSW or IVF") != NULL);
+    o.factory = NULL;
+    o.segment_size = 3;
+    RF_CHECK(rf_index_open(&o, &ix, &err) == RF_ECONFIG);
+    o.segment_size = 0;
+    ix = open_run(dir, &(run_t){"Flat", 1, 64, 1, 1, 0, 1});
+    RF_CHECK(rf_index_query(ix, &query, &res, &err) == RF_EINVAL);
+    RF_CHECK(strstr(err.msg, "not JSON") != NULL);
+    c.kind = RF_INDEX_COND_RANGE;
+    c.lo = "1";
+    c.hi = "\"z\"";
+    RF_CHECK(rf_index_query(ix, &query, &res, &err) == RF_EINVAL);
+    RF_CHECK(strstr(err.msg, "two numbers or two strings") != NULL);
+    rf_index_close(ix);
+    rf_test_rmtree(dir);
+    free(dir);
+}
+
+RF_TEST_MAIN(test_refusals, test_flat_exact, test_hnsw, test_ivf)
