@@ -15,6 +15,7 @@
  */
 #include "app/app_int.h"
 #include "embed/embed.h"
+#include "iceberg/iceberg.h"
 #include "index/index.h"
 #include "ingest/ingest.h"
 #include "serve/serve.h"
@@ -51,6 +52,7 @@ typedef struct pipeline {
     rf_ingest_mapper_t *mapper;
     rf_ingest_consumer_t *consumer;
     rf_serve_t *srv;
+    rf_iceberg_exporter_t *exporter; /* NULL when iceberg.enabled = false */
     rf_serve_counters_t counters;
     pthread_mutex_t last_error_lock;
     int dim;
@@ -66,7 +68,7 @@ typedef struct pipeline {
     rf_ingest_lag_t lag[256];
     size_t lag_cnt;
     int64_t lag_at_ms;
-    rf_serve_section_t sections[2]; /* what /v1/status, /metrics and /readyz ask */
+    rf_serve_section_t sections[3]; /* what /v1/status, /metrics and /readyz ask */
     /* The ring: the main thread fills slot `fill`, the apply thread applies slot
      * `drain`, each in turn; `ring_mu` guards every slot's `ready` flag, `draining`
      * and `apply_rc`. */
@@ -591,6 +593,9 @@ static void pipeline_fini(pipeline_t *p)
         stage_fini(&p->ring[i]);
     rf_ingest_consumer_free(p->consumer);
     rf_serve_stop(p->srv);
+    /* After the last batch and after HTTP (whose threads call the exporter's status
+     * callbacks): its final export sees everything applied. */
+    rf_iceberg_exporter_stop(p->exporter);
     rf_index_close(p->ix);
     rf_ingest_mapper_free(p->mapper);
     rf_embed_free(p->emb);
@@ -650,6 +655,8 @@ int rf__app_run_pipeline(rf_conf_t *cfg, void (*on_ready)(void *, int), void *op
     io.checkpoint_interval_ms = cfg->index_checkpoint_interval_ms;
     if ((rc = rf_index_open(&io, &p.ix, &err)))
         goto fail;
+    if ((rc = rf_iceberg_exporter_start(cfg, &p.exporter, &err)))
+        goto fail;
     if ((rc = rf_ingest_mapper_new(cfg, &p.mapper, &err)))
         goto fail;
     if ((rc = rf_embed_new(cfg, &p.emb, &err)))
@@ -676,8 +683,10 @@ int rf__app_run_pipeline(rf_conf_t *cfg, void (*on_ready)(void *, int), void *op
     so.rate_burst = (int)cfg->serve_rate_burst;
     p.sections[0] = (rf_serve_section_t){"embed", &p, embed_status, embed_metrics, NULL};
     p.sections[1] = (rf_serve_section_t){"consumer", &p, consumer_status, consumer_metrics, NULL};
+    p.sections[2] = (rf_serve_section_t){"iceberg", p.exporter, rf_iceberg_exporter_status_json,
+                                         rf_iceberg_exporter_metrics, rf_iceberg_exporter_unready};
     so.sections = p.sections;
-    so.section_cnt = 2;
+    so.section_cnt = 3;
     if ((rc = rf_serve_start(&so, &p.srv, &err)))
         goto fail;
     RF_LOG(RF_LOG_INFO, RF_MOD_APP, "listen=127.0.0.1:%d serving HTTP", rf_serve_port(p.srv));
