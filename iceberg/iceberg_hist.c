@@ -443,10 +443,12 @@ rf_rc rf__iceberg_schema_pq_columns(const json_t *schema, rf_iceberg_pq_column_t
             t = json_object_get(t, "element");
         }
         if (!col->name || col->field_id <= 0 || pq_type_of(json_string_value(t), &col->type)) {
+            rf_rc rc =
+                rf_err_set(err, RF_ENOTIMPL,
+                           "iceberg schema: column %s has a type this writer does not support",
+                           col->name ? col->name : "(unnamed)");
             free(c);
-            return rf_err_set(err, RF_ENOTIMPL,
-                              "iceberg schema: column %s has a type this writer does not support",
-                              col->name ? col->name : "(unnamed)");
+            return rc;
         }
     }
     *cols = c;
