@@ -26,10 +26,10 @@ void rf__app_signals_install(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
-#define CONF_OPTS                                                                          \
-    "  -c, --config FILE     properties file (default configs/ragfeed.properties when it "   \
-    "exists)\n"                                                                            \
-    "      --set KEY=VALUE   override one option (repeatable); RAGFEED_<KEY> variables "     \
+#define CONF_OPTS                                                                                  \
+    "  -c, --config FILE     properties file (default configs/ragfeed.properties when it "         \
+    "exists)\n"                                                                                    \
+    "      --set KEY=VALUE   override one option (repeatable); RAGFEED_<KEY> variables "           \
     "also override the file\n"
 
 const rf_app_cmd_t rf__app_cmds[] = {
@@ -91,8 +91,7 @@ const rf_app_cmd_t rf__app_cmds[] = {
      "                       `replace` snapshot; rows are unchanged\n"
      "  export               export the store's changelog up to its current seq now, as\n"
      "                       `ragfeed run` does on its timer, then exit\n"
-     "\nOptions:\n" CONF_OPTS
-     "      --vectors         record, scan: include the vector column\n"
+     "\nOptions:\n" CONF_OPTS "      --vectors         record, scan: include the vector column\n"
      "\nExit codes: 2 usage, 3 bad configuration, 4 no catalog or table (nothing exported\n"
      "yet), 1 other failures.\n",
      rf__app_cmd_history},

@@ -95,13 +95,12 @@ static int parse_value(rf_conf_t *cfg, const rf_conf_opt_t *opt, const char *val
         while (end && isspace((unsigned char)*end))
             end++;
         if (errno || end == value || *end) {
-            return rf_err_set(err, RF_ECONFIG, "%s: %s=%s: expected an integer", where,
-                              opt->name, value);
+            return rf_err_set(err, RF_ECONFIG, "%s: %s=%s: expected an integer", where, opt->name,
+                              value);
         }
         if (v < opt->imin || v > opt->imax) {
             return rf_err_set(err, RF_ECONFIG, "%s: %s=%s: expected an integer in %lld..%lld",
-                              where, opt->name, value, (long long)opt->imin,
-                              (long long)opt->imax);
+                              where, opt->name, value, (long long)opt->imin, (long long)opt->imax);
         }
         *(int64_t *)field(cfg, opt) = v;
         return RF_OK;
@@ -129,8 +128,8 @@ static int parse_value(rf_conf_t *cfg, const rf_conf_opt_t *opt, const char *val
                 return RF_OK;
             }
         }
-        return rf_err_set(err, RF_ECONFIG, "%s: %s=%s: expected true or false", where,
-                          opt->name, value);
+        return rf_err_set(err, RF_ECONFIG, "%s: %s=%s: expected true or false", where, opt->name,
+                          value);
     }
     case RF_CONF_ENUM: {
         rf_buf_t b;
@@ -143,8 +142,8 @@ static int parse_value(rf_conf_t *cfg, const rf_conf_opt_t *opt, const char *val
         rf_buf_init(&b, 0);
         for (int i = 0; opt->choices[i]; i++)
             rf_buf_printf(&b, "%s%s", i ? ", " : "", opt->choices[i]);
-        rc = rf_err_set(err, RF_ECONFIG, "%s: %s=%s: expected one of %s", where, opt->name,
-                        value, b.ptr);
+        rc = rf_err_set(err, RF_ECONFIG, "%s: %s=%s: expected one of %s", where, opt->name, value,
+                        b.ptr);
         rf_buf_fini(&b);
         return rc;
     }
@@ -436,9 +435,8 @@ static int finalize_embed(const rf_conf_t *cfg, rf_err_t *err)
                           "labels",
                           where_of(cfg, "classify.mode"),
                           cfg->classify_mode == RF_CLASSIFY_LLM ? "llm" : "nearest");
-    if (cfg->classify_mode == RF_CLASSIFY_LLM &&
-        (!cfg->classify_url || !*cfg->classify_url || !cfg->classify_model ||
-         !*cfg->classify_model))
+    if (cfg->classify_mode == RF_CLASSIFY_LLM && (!cfg->classify_url || !*cfg->classify_url ||
+                                                  !cfg->classify_model || !*cfg->classify_model))
         return rf_err_set(err, RF_ECONFIG,
                           "%s: classify.mode=llm: expected classify.url and classify.model to "
                           "be set",

@@ -19,8 +19,8 @@ typedef enum rf_conf_type {
     RF_CONF_LIST, /* char *, comma-separated, items trimmed; "" is the empty list */
 } rf_conf_type;
 
-#define RF_CONF_SECRET 0x1   /* redacted in dumps */
-#define RF_CONF_RELOAD 0x2   /* may change at run time (reserved) */
+#define RF_CONF_SECRET   0x1 /* redacted in dumps */
+#define RF_CONF_RELOAD   0x2 /* may change at run time (reserved) */
 #define RF_CONF_REQUIRED 0x4 /* `ragfeed run` refuses to start when unset */
 
 typedef enum rf_conf_origin {
@@ -134,7 +134,7 @@ typedef struct rf_conf {
         char *value;
         rf_conf_origin origin;
         char *where;
-    } *kafka;
+    } * kafka;
     size_t kafka_cnt;
 
     /* Per-option origin, indexed like the table. */
@@ -149,7 +149,7 @@ typedef struct rf_conf_opt {
     size_t offset;
     int64_t imin, imax;
     double dmin, dmax;
-    const char *def;      /* default as text; NULL = unset */
+    const char *def;            /* default as text; NULL = unset */
     const char *const *choices; /* ENUM: NULL-terminated */
     unsigned flags;
     const char *desc;

@@ -21,10 +21,22 @@ static const char *const classify_modes[] = {"none", "llm", "nearest", NULL};
 static const char *const iceberg_codecs[] = {"zstd", "uncompressed", NULL};
 static const char *const serve_auths[] = {"none", "keys", NULL};
 
-#define STR(n, f, def, flags, desc) {n, RF_CONF_STR, OFF(f), 0, 0, 0, 0, def, NULL, flags, desc}
-#define LIST(n, f, def, flags, desc) {n, RF_CONF_LIST, OFF(f), 0, 0, 0, 0, def, NULL, flags, desc}
-#define INT(n, f, lo, hi, def, desc) {n, RF_CONF_INT, OFF(f), lo, hi, 0, 0, def, NULL, 0, desc}
-#define ENUM(n, f, ch, def, desc) {n, RF_CONF_ENUM, OFF(f), 0, 0, 0, 0, def, ch, 0, desc}
+#define STR(n, f, def, flags, desc)                                                                \
+    {                                                                                              \
+        n, RF_CONF_STR, OFF(f), 0, 0, 0, 0, def, NULL, flags, desc                                 \
+    }
+#define LIST(n, f, def, flags, desc)                                                               \
+    {                                                                                              \
+        n, RF_CONF_LIST, OFF(f), 0, 0, 0, 0, def, NULL, flags, desc                                \
+    }
+#define INT(n, f, lo, hi, def, desc)                                                               \
+    {                                                                                              \
+        n, RF_CONF_INT, OFF(f), lo, hi, 0, 0, def, NULL, 0, desc                                   \
+    }
+#define ENUM(n, f, ch, def, desc)                                                                  \
+    {                                                                                              \
+        n, RF_CONF_ENUM, OFF(f), 0, 0, 0, 0, def, ch, 0, desc                                      \
+    }
 
 const rf_conf_opt_t rf_conf_opts[] = {
     /* log.* */
@@ -122,9 +134,8 @@ const rf_conf_opt_t rf_conf_opts[] = {
     ENUM("embed.encoding", embed_encoding, embed_encodings, "base64",
          "`encoding_format` asked of openai: base64 (little-endian float32, half the bytes) "
          "or float (JSON numbers)."),
-    {"embed.dimensions.param", RF_CONF_BOOL, OFF(embed_dimensions_param), 0, 0, 0, 0, "false",
-     NULL, 0,
-     "Send embed.dim as `dimensions` to openai, for models that can shorten their vectors."},
+    {"embed.dimensions.param", RF_CONF_BOOL, OFF(embed_dimensions_param), 0, 0, 0, 0, "false", NULL,
+     0, "Send embed.dim as `dimensions` to openai, for models that can shorten their vectors."},
 
     /* classify.* */
     ENUM("classify.mode", classify_mode, classify_modes, "none",
@@ -158,8 +169,7 @@ const rf_conf_opt_t rf_conf_opts[] = {
     STR("index.factory", index_factory, "HNSW32", 0,
         "FAISS index_factory string for sealed segments (inner product), e.g. `HNSW32`, "
         "`IVF1024,Flat` (trained on the segment) or `Flat` to keep every segment exact."),
-    {"index.compact.ratio", RF_CONF_DBL, OFF(index_compact_ratio), 0, 0, 0.01, 100, "0.3", NULL,
-     0,
+    {"index.compact.ratio", RF_CONF_DBL, OFF(index_compact_ratio), 0, 0, 0.01, 100, "0.3", NULL, 0,
      "A sealed segment whose fraction of deleted or superseded vectors exceeds this is rebuilt "
      "without them in the background; above 1 never."},
     INT("index.hnsw.ef.search", index_hnsw_ef_search, 1, 32768, "64",
@@ -186,8 +196,7 @@ const rf_conf_opt_t rf_conf_opts[] = {
     INT("serve.max.connections", serve_max_connections, 1, 100000, "1024",
         "Most HTTP connections open at once; further connections wait in the listen queue "
         "until one closes."),
-    {"serve.rate.per.key", RF_CONF_DBL, OFF(serve_rate_per_key), 0, 0, 0, 1000000, "0", NULL,
-     0,
+    {"serve.rate.per.key", RF_CONF_DBL, OFF(serve_rate_per_key), 0, 0, 0, 1000000, "0", NULL, 0,
      "Requests per second allowed per API key (per client address when serve.auth = none); "
      "more get 429 with Retry-After. 0 means no limit."},
     INT("serve.rate.burst", serve_rate_burst, 0, 1000000, "0",

@@ -28,8 +28,8 @@ typedef struct rf_embed_item {
     size_t len;
     float *out;
     /* Set by rf_embed_run: */
-    int done;       /* 1: out holds a unit-length vector */
-    rf_rc rc;       /* RF_OK, or a permanent failure of this text (dead-letter it) */
+    int done;         /* 1: out holds a unit-length vector */
+    rf_rc rc;         /* RF_OK, or a permanent failure of this text (dead-letter it) */
     char reason[256]; /* why, when rc != RF_OK */
 } rf_embed_item_t;
 

@@ -15,8 +15,8 @@
 /* ==== Messages and events ==== */
 
 typedef struct rf_ingest_header {
-    const char *name;  /* NUL-terminated */
-    rf_slice_t value;  /* ptr NULL for a NULL header value */
+    const char *name; /* NUL-terminated */
+    rf_slice_t value; /* ptr NULL for a NULL header value */
 } rf_ingest_header_t;
 
 /* A Kafka message as the decoder sees it; everything borrowed. */
@@ -24,9 +24,9 @@ typedef struct rf_ingest_msg {
     const char *topic;
     int32_t partition;
     int64_t offset;
-    int64_t timestamp_ms;  /* Kafka message timestamp, -1 when absent */
-    rf_slice_t key;        /* ptr NULL when the key is NULL */
-    rf_slice_t value;      /* ptr NULL when the value is NULL (tombstone) */
+    int64_t timestamp_ms; /* Kafka message timestamp, -1 when absent */
+    rf_slice_t key;       /* ptr NULL when the key is NULL */
+    rf_slice_t value;     /* ptr NULL when the value is NULL (tombstone) */
     const rf_ingest_header_t *headers;
     size_t header_cnt;
 } rf_ingest_msg_t;
@@ -42,13 +42,13 @@ typedef enum rf_event_op {
  * rf_event_fini(). */
 typedef struct rf_event {
     rf_event_op op;
-    char *id;            /* "<source>:<key>"; NULL for TRUNCATE and SKIP */
-    char *source;        /* record namespace, e.g. "inventory.products" */
-    char *text;          /* UPSERT: the rendered text, never empty */
-    char *metadata_json; /* UPSERT: JSON object of the selected fields, or NULL */
-    char *tenant;        /* UPSERT: or NULL */
-    char *source_pos;    /* "lsn=..." / "mysql-bin.000003:154" / NULL */
-    int64_t event_time_ms; /* source ts_ms, else the Kafka timestamp, else 0 */
+    char *id;                /* "<source>:<key>"; NULL for TRUNCATE and SKIP */
+    char *source;            /* record namespace, e.g. "inventory.products" */
+    char *text;              /* UPSERT: the rendered text, never empty */
+    char *metadata_json;     /* UPSERT: JSON object of the selected fields, or NULL */
+    char *tenant;            /* UPSERT: or NULL */
+    char *source_pos;        /* "lsn=..." / "mysql-bin.000003:154" / NULL */
+    int64_t event_time_ms;   /* source ts_ms, else the Kafka timestamp, else 0 */
     const char *skip_reason; /* SKIP: static text */
 } rf_event_t;
 
@@ -127,8 +127,8 @@ void rf_ingest_consumer_pause(rf_ingest_consumer_t *c, int pause);
  * ragfeed.error.offset.  Waits for delivery (dead letters are rare and must not be
  * lost; a timed-out one may still arrive, so a retry can duplicate it).  RF_OK without a
  * DLQ topic configured.  One caller at a time; any thread. */
-rf_rc rf_ingest_dlq_send(rf_ingest_consumer_t *c, const rf_ingest_msg_t *msg,
-                         const char *reason, rf_err_t *err);
+rf_rc rf_ingest_dlq_send(rf_ingest_consumer_t *c, const rf_ingest_msg_t *msg, const char *reason,
+                         rf_err_t *err);
 
 /* Consumer lag per partition as of the last poll, for metrics: fills up to n entries,
  * returns the count. */
@@ -150,17 +150,17 @@ rf_rc rf_ingest_produce_tsv(const char *bootstrap, const char *topic, FILE *in, 
 /* ==== Development broker ==== */
 
 typedef struct rf_ingest_broker_opts {
-    int port;        /* must be 0 (ports the kernel picks): librdkafka 2.0.2's mock cluster
-                      * cannot bind a chosen port; non-zero returns RF_ENOTIMPL */
-    int brokers;     /* >= 1 */
+    int port;          /* must be 0 (ports the kernel picks): librdkafka 2.0.2's mock cluster
+                        * cannot bind a chosen port; non-zero returns RF_ENOTIMPL */
+    int brokers;       /* >= 1 */
     const char *topic; /* pre-created when not NULL */
-    int partitions;  /* for topic */
+    int partitions;    /* for topic */
 } rf_ingest_broker_opts_t;
 
 /* Runs librdkafka's mock cluster on 127.0.0.1 until *stop becomes non-zero: prints
  * "bootstrap.servers=HOST:PORT[,...]" as the first line of out (flushed), then waits.
  * Returns RF_EUNAVAIL when it cannot start. */
-rf_rc rf_ingest_broker_run(const rf_ingest_broker_opts_t *opts, FILE *out,
-                           volatile int *stop, rf_err_t *err);
+rf_rc rf_ingest_broker_run(const rf_ingest_broker_opts_t *opts, FILE *out, volatile int *stop,
+                           rf_err_t *err);
 
 #endif /* RF_INGEST_H */
