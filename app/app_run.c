@@ -653,6 +653,12 @@ int rf__app_run_pipeline(rf_conf_t *cfg, void (*on_ready)(void *, int), void *op
     io.dir = cfg->state_dir;
     io.dim = p.dim;
     io.checkpoint_interval_ms = cfg->index_checkpoint_interval_ms;
+    io.segment_size = cfg->index_segment_size;
+    io.factory = cfg->index_factory;
+    io.compact_ratio = cfg->index_compact_ratio;
+    io.ef_search = (int)cfg->index_hnsw_ef_search;
+    io.ivf_nprobe = (int)cfg->index_ivf_nprobe;
+    io.filter_exact_max = cfg->index_filter_exact_max;
     if ((rc = rf_index_open(&io, &p.ix, &err)))
         goto fail;
     if ((rc = rf_iceberg_exporter_start(cfg, &p.exporter, &err)))

@@ -128,11 +128,11 @@ typedef struct rf__index_seg {
     int final;  /* flat by choice (too small, or factory "Flat"): never rebuilt for that */
     size_t cap; /* slots */
     rf__index_rows_t *rows;
-    float *vecs;      /* FLAT: cap * dim floats */
-    FaissIndex *ann;  /* ANN: the factory index, ids = iids */
-    size_t ann_bytes; /* ANN: serialised size (the memory estimate); set before publication */
+    float *vecs;          /* FLAT: cap * dim floats */
+    FaissIndex *ann;      /* ANN: the factory index, ids = iids */
+    size_t ann_bytes;     /* ANN: serialised size (the memory estimate); set before publication */
     rf__index_inv_t *inv; /* sealed, rebuilt segments: attribute keys -> iids (or NULL) */
-    int persisted;    /* ANN: its segment file is on disk (atomic) */
+    int persisted;        /* ANN: its segment file is on disk (atomic) */
 } rf__index_seg_t;
 
 /* A bitmap of live iids, shared by snapshots until one is changed (then copied). */
@@ -259,8 +259,8 @@ void rf__index_rconn_put(rf_index_t *ix, rf__index_rconn_t *rc, int broken);
 /* Recovery reads, on the writer connection (open only, before any thread runs).
  * changed_vids: every distinct vid of a changelog row with seq > after (caller frees
  * *vids with free()) and *rows, the number of such rows.  scan_records: calls fn for each
- * record with seq > after (after < 0: every record), in vid order; the pointers of a call
- * are valid during it only. */
+ * record with seq > after (after < 0: every record); the pointers of a call are valid
+ * during it only. */
 rf_rc rf__index_store_changed_vids(rf_index_t *ix, int64_t after, int64_t **vids, size_t *n,
                                    int64_t *rows, rf_err_t *err);
 typedef struct rf__index_scan_rec {

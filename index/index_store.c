@@ -309,7 +309,11 @@ rf_rc rf__index_store_open(rf_index_t *ix, rf_err_t *err)
     }
     if ((rc = db_exec(ix->wdb, "PRAGMA synchronous = FULL", err)) ||
         (rc = db_exec(ix->wdb, "PRAGMA foreign_keys = OFF", err)) ||
-        (rc = db_exec(ix->wdb, "PRAGMA cache_size = -32768", err)))
+        (rc = db_exec(ix->wdb, "PRAGMA cache_size = -131072", err)))
+        goto out;
+    /* The writer's random updates of a large store read pages through the mapping instead
+     * of a read() each (SQLite caps the size at its compiled maximum). */
+    if ((rc = db_exec(ix->wdb, "PRAGMA mmap_size = 17179869184", err)))
         goto out;
     if ((rc = schema_init(ix, err)) || (rc = load_state(ix, err)))
         goto out;
@@ -479,7 +483,7 @@ rf_rc rf__index_store_scan_records(rf_index_t *ix, int64_t after, rf__index_scan
     int src;
     if (sqlite3_prepare_v2(ix->wdb,
                            "SELECT vid, vector, source, tenant, label, metadata, event_time_ms"
-                           " FROM records WHERE seq > ?1 ORDER BY vid",
+                           " FROM records WHERE seq > ?1",
                            -1, &st, NULL) != SQLITE_OK) {
         rc = db_fail(ix->wdb, sqlite3_errcode(ix->wdb), err, "read records");
         goto out;

@@ -379,6 +379,58 @@ static void test_ivf(void)
     property_run(&r);
 }
 
+/* A segment file with a flipped byte is refused by its hash: the manifest that names it is
+ * skipped and the index is rebuilt from the store, with nothing lost. */
+static void test_corrupt_segment_file(void)
+{
+    char *dir = rf_test_tmpdir("ixsegc"), *path;
+    run_t r = {"HNSW16", 0, 300, 1000, 0, 0, 1};
+    rf_index_t *ix = open_run(dir, &r);
+    model_t m = {rf_xcalloc(1000, sizeof(mrec_t)), 1000};
+    uint64_t st = 77;
+    rf__index_snap_t *snap;
+    uint32_t ann_id = 0;
+    FILE *fp;
+    long size;
+    int c;
+    for (int i = 0; i < 700; i++)
+        upsert(ix, &m, i, &st);
+    RF_REQUIRE(rf__index_maint_wait(ix, 60000) == RF_OK);
+    snap = rf__index_snap_acquire(ix);
+    for (size_t i = 0; i < snap->cnt; i++) {
+        if (snap->v[i].seg->kind == RF__SEG_ANN)
+            ann_id = snap->v[i].seg->id;
+    }
+    rf__index_snap_release(snap);
+    RF_REQUIRE(ann_id != 0);
+    RF_REQUIRE(rf_index_checkpoint(ix, NULL) == RF_OK);
+    rf__index_abandon(ix);
+    path = rf__index_seg_path(dir, ann_id);
+    fp = fopen(path, "r+b");
+    RF_REQUIRE(fp);
+    RF_REQUIRE(fseek(fp, 0, SEEK_END) == 0);
+    size = ftell(fp);
+    RF_REQUIRE(fseek(fp, size / 2, SEEK_SET) == 0);
+    c = fgetc(fp);
+    RF_REQUIRE(fseek(fp, size / 2, SEEK_SET) == 0);
+    fputc(c ^ 0x20, fp);
+    fclose(fp);
+    ix = open_run(dir, &r);
+    RF_CHECK(tl_vectors_match_store(ix, dir));
+    {
+        long found = 0, wanted = 0;
+        int fails = 0;
+        for (int i = 0; i < 30; i++)
+            check_search(ix, &m, &r, &st, &found, &wanted, &fails);
+        RF_CHECK_INT(fails, 0);
+    }
+    rf_index_close(ix);
+    free(path);
+    free(m.r);
+    rf_test_rmtree(dir);
+    free(dir);
+}
+
 /* Bad filters and options are refused with a precise message. */
 static void test_refusals(void)
 {
@@ -414,4 +466,4 @@ static void test_refusals(void)
     free(dir);
 }
 
-RF_TEST_MAIN(test_refusals, test_flat_exact, test_hnsw, test_ivf)
+RF_TEST_MAIN(test_refusals, test_corrupt_segment_file, test_flat_exact, test_hnsw, test_ivf)
