@@ -118,6 +118,11 @@ rf_rc rf_buf_printf(rf_buf_t *b, const char *fmt, ...) __attribute__((format(pri
 /* Transfers the bytes to the caller (caller frees with free()) and resets b. */
 char *rf_buf_take(rf_buf_t *b, size_t *len_out);
 
+/* 1 when p[0..n) is well-formed UTF-8: no overlong forms, no surrogates, nothing above
+ * U+10FFFF, no truncated sequence (NUL bytes are valid UTF-8; callers that refuse them
+ * check separately). */
+int rf_utf8_valid(const void *p, size_t n);
+
 /* ==== Time ==== */
 
 int64_t rf_now_ms(void);  /* wall clock, ms since the epoch */

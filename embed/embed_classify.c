@@ -365,7 +365,7 @@ static rf_rc classify_llm(rf_embed_t *e, const rf_embed_item_t *items, size_t n,
     c.out = out;
     /* Jobs in item order; retries and halves go to the front later. */
     for (size_t i = 0; i < n; i++) {
-        if (items[i].len == 0 || !rf__embed_utf8_valid(items[i].text, items[i].len)) {
+        if (items[i].len == 0 || !rf_utf8_valid(items[i].text, items[i].len)) {
             label_fail(&out[i], "the record's text is empty or not UTF-8");
             continue;
         }

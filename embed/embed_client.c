@@ -339,7 +339,7 @@ static void run_plan(run_t *run, size_t n)
             run->failed++;
             continue;
         }
-        if (!rf__embed_utf8_valid(it->text, it->len)) {
+        if (!rf_utf8_valid(it->text, it->len)) {
             fail_item(it, "text is not valid UTF-8");
             run->failed++;
             continue;
@@ -698,7 +698,7 @@ rf_rc rf_embed_query(rf_embed_t *e, const char *text, size_t len, float *out, in
     if (len > (size_t)e->cfg->embed_max_chars)
         return rf_err_set(err, RF_EEMBED, "query text is %zu bytes, over embed.max.chars=%lld", len,
                           (long long)e->cfg->embed_max_chars);
-    if (!rf__embed_utf8_valid(text, len))
+    if (!rf_utf8_valid(text, len))
         return rf_err_set(err, RF_EEMBED, "query text is not valid UTF-8");
     r = pool_take(e);
     rf_buf_reset(&r->body);

@@ -58,8 +58,6 @@ rf_rc rf__embed_json_str(rf_buf_t *b, const char *s, size_t len);
 /* Parses JSON like json_loadb, first turning the bare NaN / Infinity / -Infinity tokens
  * some servers emit into null (which the vector parsers read as NaN). */
 json_t *rf__embed_json_load(const char *text, size_t len, char *msg, size_t cap);
-/* 1 when s[0..len) is valid UTF-8. */
-int rf__embed_utf8_valid(const char *s, size_t len);
 /* Reads a JSON array of numbers into out[dim] (null reads as NaN).  Returns 1, or 0 with
  * the reason in why. */
 int rf__embed_vec_from_json(const json_t *arr, int dim, float *out, char *why, size_t cap);

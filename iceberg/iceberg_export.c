@@ -311,13 +311,13 @@ static void sanitize_strings(cycle_t *c)
         rf_iceberg_pq_value_t *v = &c->vals[i];
         rf_buf_t b;
         if (c->cols[i].type != RF_ICEBERG_PQ_STRING || c->cols[i].is_list || v->is_null ||
-            rf__iceberg_utf8_valid(v->v.bytes.ptr, v->v.bytes.len))
+            rf_utf8_valid(v->v.bytes.ptr, v->v.bytes.len))
             continue;
         rf_buf_init(&b, 0);
         for (size_t j = 0; j < v->v.bytes.len;) {
             size_t k = 1;
             while (k <= 4 && j + k <= v->v.bytes.len &&
-                   !rf__iceberg_utf8_valid(v->v.bytes.ptr + j, k))
+                   !rf_utf8_valid(v->v.bytes.ptr + j, k))
                 k++;
             if (k <= 4 && j + k <= v->v.bytes.len) {
                 rf_buf_append(&b, v->v.bytes.ptr + j, k);

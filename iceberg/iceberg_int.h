@@ -236,8 +236,6 @@ int rf__iceberg_bit_width(uint32_t v);
  * incremented.  The bound is appended to out (reset first); returns 1 when written. */
 int rf__iceberg_bound_lower(int is_string, const uint8_t *p, size_t n, size_t len, rf_buf_t *out);
 int rf__iceberg_bound_upper(int is_string, const uint8_t *p, size_t n, size_t len, rf_buf_t *out);
-/* 1 when p[0..n) is valid UTF-8 (no overlongs, surrogates or code points > 0x10FFFF). */
-int rf__iceberg_utf8_valid(const uint8_t *p, size_t n);
 
 /* ==== Avro writer (iceberg_avro.c) ==== */
 

@@ -1022,7 +1022,7 @@ static rf_rc check_bytes(const rf_iceberg_parquet_t *w, const pq_col_t *c, rf_sl
         return rf_err_set(err, RF_ETOOBIG, "parquet: column %s: value larger than %zu bytes",
                           c->name, w->opts.max_value_bytes);
     *total += s.len;
-    if (c->type == RF_ICEBERG_PQ_STRING && !rf__iceberg_utf8_valid(s.ptr, s.len))
+    if (c->type == RF_ICEBERG_PQ_STRING && !rf_utf8_valid(s.ptr, s.len))
         return rf_err_set(err, RF_EINVAL, "parquet: column %s: string is not valid UTF-8", c->name);
     return RF_OK;
 }
@@ -1298,7 +1298,7 @@ static rf_rc check_columns(const rf_iceberg_pq_column_t *columns, size_t ncols, 
     for (size_t i = 0; i < ncols; i++) {
         const rf_iceberg_pq_column_t *c = &columns[i];
         size_t n = c->name ? strlen(c->name) : 0;
-        if (n == 0 || n > PQ_MAX_NAME || !rf__iceberg_utf8_valid((const uint8_t *)c->name, n))
+        if (n == 0 || n > PQ_MAX_NAME || !rf_utf8_valid((const uint8_t *)c->name, n))
             return rf_err_set(err, RF_EINVAL,
                               "parquet: column %zu: name must be 1..%d bytes "
                               "of UTF-8",

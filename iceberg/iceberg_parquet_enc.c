@@ -371,29 +371,6 @@ static size_t utf8_next(const uint8_t *p, size_t n, uint32_t *cp)
     return len;
 }
 
-int rf__iceberg_utf8_valid(const uint8_t *p, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        uint32_t cp;
-        size_t k;
-        /* ASCII fast path, eight bytes at a time. */
-        if (n - i >= 8) {
-            uint64_t w;
-            memcpy(&w, p + i, 8);
-            if ((w & 0x8080808080808080ull) == 0) {
-                i += 8;
-                continue;
-            }
-        }
-        k = utf8_next(p + i, n - i, &cp);
-        if (k == 0)
-            return 0;
-        i += k;
-    }
-    return 1;
-}
-
 static size_t utf8_encode(uint32_t cp, uint8_t *out)
 {
     if (cp < 0x80) {

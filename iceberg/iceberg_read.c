@@ -1057,7 +1057,7 @@ static int plain_decode(int ptype, rf_iceberg_pq_type ctype, const uint8_t *p, s
             off += 4;
             if (l > len - off)
                 return -1;
-            if (ctype == RF_ICEBERG_PQ_STRING && !rf__iceberg_utf8_valid(p + off, l))
+            if (ctype == RF_ICEBERG_PQ_STRING && !rf_utf8_valid(p + off, l))
                 return -2;
             ((rf_slice_t *)out)[i] = rf_slice(p + off, l);
             off += l;

@@ -46,48 +46,10 @@ static const char *snip(const char *s, size_t len, char *out, size_t n)
     return out;
 }
 
-/* 1 when s[0..len) is well-formed UTF-8 without NUL bytes (no overlong forms, no
- * surrogates, nothing above U+10FFFF). */
+/* 1 when s[0..len) is well-formed UTF-8 without NUL bytes. */
 static int utf8_text_ok(const uint8_t *s, size_t len)
 {
-    size_t i = 0;
-
-    while (i < len) {
-        uint8_t c = s[i];
-        size_t n;
-        uint32_t cp;
-
-        if (c == 0)
-            return 0;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf) {
-            n = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 3;
-            cp = c & 0x07;
-        } else {
-            return 0;
-        }
-        if (len - i - 1 < n)
-            return 0;
-        for (size_t k = 1; k <= n; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
-        i += n + 1;
-    }
-    return 1;
+    return !memchr(s, 0, len) && rf_utf8_valid(s, len);
 }
 
 /* Parses bytes as any JSON text.  NULL with a message in err when they are not JSON;

@@ -348,15 +348,15 @@ static void test_rle_roundtrip(void)
 
 static void test_utf8(void)
 {
-    RF_CHECK(rf__iceberg_utf8_valid((const uint8_t *)"", 0));
-    RF_CHECK(rf__iceberg_utf8_valid((const uint8_t *)"plain ascii text, long enough", 29));
-    RF_CHECK(rf__iceberg_utf8_valid((const uint8_t *)"caf\xC3\xA9 \xF0\x9F\x98\x80", 10));
-    RF_CHECK(!rf__iceberg_utf8_valid((const uint8_t *)"\xC0\x80", 2));         /* overlong */
-    RF_CHECK(!rf__iceberg_utf8_valid((const uint8_t *)"\xED\xA0\x80", 3));     /* surrogate */
-    RF_CHECK(!rf__iceberg_utf8_valid((const uint8_t *)"\xF4\x90\x80\x80", 4)); /* > 10FFFF */
-    RF_CHECK(!rf__iceberg_utf8_valid((const uint8_t *)"ab\xE2\x82", 4));       /* cut */
-    RF_CHECK(!rf__iceberg_utf8_valid((const uint8_t *)"abcdefgh\xFF", 9));
-    RF_CHECK(!rf__iceberg_utf8_valid((const uint8_t *)"\x80", 1));
+    RF_CHECK(rf_utf8_valid((const uint8_t *)"", 0));
+    RF_CHECK(rf_utf8_valid((const uint8_t *)"plain ascii text, long enough", 29));
+    RF_CHECK(rf_utf8_valid((const uint8_t *)"caf\xC3\xA9 \xF0\x9F\x98\x80", 10));
+    RF_CHECK(!rf_utf8_valid((const uint8_t *)"\xC0\x80", 2));         /* overlong */
+    RF_CHECK(!rf_utf8_valid((const uint8_t *)"\xED\xA0\x80", 3));     /* surrogate */
+    RF_CHECK(!rf_utf8_valid((const uint8_t *)"\xF4\x90\x80\x80", 4)); /* > 10FFFF */
+    RF_CHECK(!rf_utf8_valid((const uint8_t *)"ab\xE2\x82", 4));       /* cut */
+    RF_CHECK(!rf_utf8_valid((const uint8_t *)"abcdefgh\xFF", 9));
+    RF_CHECK(!rf_utf8_valid((const uint8_t *)"\x80", 1));
 }
 
 static int bound(int upper, int is_string, const char *in, size_t n, rf_buf_t *out)
@@ -407,7 +407,7 @@ static void test_bounds(void)
         n += (size_t)snprintf(s + n, sizeof(s) - n, "\xED\x9F\xBF");
     n += (size_t)snprintf(s + n, sizeof(s) - n, "x");
     RF_CHECK(bound(1, 1, s, n, &b) && b.len == 48 && memcmp(b.ptr + 45, "\xEE\x80\x80", 3) == 0);
-    RF_CHECK(rf__iceberg_utf8_valid((const uint8_t *)b.ptr, b.len));
+    RF_CHECK(rf_utf8_valid((const uint8_t *)b.ptr, b.len));
 
     /* Binary: bytes; trailing 0xFF bytes roll over. */
     memset(s, 0x01, 20);
@@ -437,7 +437,7 @@ static void test_bounds(void)
             size_t k = b.len < m ? b.len : m;
             int c = memcmp(s, b.ptr, k);
             RF_CHECK(c < 0 || (c == 0 && m <= b.len));
-            RF_CHECK(rf__iceberg_utf8_valid((const uint8_t *)b.ptr, b.len));
+            RF_CHECK(rf_utf8_valid((const uint8_t *)b.ptr, b.len));
         }
         rf_buf_fini(&lo);
     }
