@@ -393,6 +393,23 @@ static rf_rc check_file(const rf_iceberg_data_file_t *df, size_t nspec, rf_err_t
     return RF_OK;
 }
 
+/* Stores the int partition bounds lo/hi (for each k with has[k]) in the manifest file's
+ * field summaries, in their single-value form. */
+static void set_part_bounds(rf_iceberg_manifest_file_t *mf, size_t nspec, const int *has,
+                            const int32_t *lo, const int32_t *hi)
+{
+    for (size_t k = 0; k < nspec; k++) {
+        uint8_t b[4];
+        if (!has[k])
+            continue;
+        le32(lo[k], b);
+        mf->parts[k].lower = dup_bytes(b, 4);
+        le32(hi[k], b);
+        mf->parts[k].upper = dup_bytes(b, 4);
+        mf->parts[k].lower_len = mf->parts[k].upper_len = 4;
+    }
+}
+
 rf_rc rf__iceberg_manifest_write(const char *location, const rf_iceberg_meta_t *m,
                                  int64_t snapshot_id, int64_t seq, rf_iceberg_avro_codec codec,
                                  const rf_iceberg_data_file_t *files, size_t nfiles,
@@ -480,16 +497,7 @@ rf_rc rf__iceberg_manifest_write(const char *location, const rf_iceberg_meta_t *
         }
     }
     /* Bounds are compared as ints, then stored in their single-value form. */
-    for (size_t k = 0; k < nspec; k++) {
-        uint8_t b[4];
-        if (!has[k])
-            continue;
-        le32(lo[k], b);
-        mf.parts[k].lower = dup_bytes(b, 4);
-        le32(hi[k], b);
-        mf.parts[k].upper = dup_bytes(b, 4);
-        mf.parts[k].lower_len = mf.parts[k].upper_len = 4;
-    }
+    set_part_bounds(&mf, nspec, has, lo, hi);
     if ((rc = rf__iceberg_avro_writer_finish(w, &data, &len, err)))
         goto out;
     if ((rc = write_file(location, data, len, err)))
@@ -1046,16 +1054,7 @@ rf_rc rf__iceberg_manifest_write_entries(const char *location, const rf_iceberg_
         }
     }
     mf.min_seq = min_seq == INT64_MAX ? seq : min_seq;
-    for (size_t k = 0; k < nspec; k++) {
-        uint8_t b[4];
-        if (!has[k])
-            continue;
-        le32(lo[k], b);
-        mf.parts[k].lower = dup_bytes(b, 4);
-        le32(hi[k], b);
-        mf.parts[k].upper = dup_bytes(b, 4);
-        mf.parts[k].lower_len = mf.parts[k].upper_len = 4;
-    }
+    set_part_bounds(&mf, nspec, has, lo, hi);
     if ((rc = rf__iceberg_avro_writer_finish(w, &data, &len, err)))
         goto out;
     if ((rc = write_file(location, data, len, err)))
