@@ -316,8 +316,7 @@ static void sanitize_strings(cycle_t *c)
         rf_buf_init(&b, 0);
         for (size_t j = 0; j < v->v.bytes.len;) {
             size_t k = 1;
-            while (k <= 4 && j + k <= v->v.bytes.len &&
-                   !rf_utf8_valid(v->v.bytes.ptr + j, k))
+            while (k <= 4 && j + k <= v->v.bytes.len && !rf_utf8_valid(v->v.bytes.ptr + j, k))
                 k++;
             if (k <= 4 && j + k <= v->v.bytes.len) {
                 rf_buf_append(&b, v->v.bytes.ptr + j, k);
