@@ -62,9 +62,28 @@ const rf_app_cmd_t rf__app_cmds[] = {
      "      --topic T         create topic T at start\n"
      "      --partitions N    partitions of topic T, 1..1000 (default 4)\n",
      rf__app_cmd_broker},
-    {"reembed", "ragfeed reembed --model NAME [--provider P] [--dim N]",
-     "re-embed every record into a new model generation (not available in this version)",
-     "Batch re-embedding into a new model generation. Not available in this version.\n",
+    {"reembed",
+     "ragfeed reembed [-c FILE] [--set KEY=VALUE]... [start] [--model NAME] [--provider P] "
+     "[--dim N] [--url URL] [--dry-run] [--no-cutover] [--batch N] | status | cutover | "
+     "rollback | cancel",
+     "move every record to a new embedding model generation, without downtime",
+     "Re-embeds every current record with another embedder (a new model generation) while\n"
+     "search and ingest go on, then switches to it in one step. The new embedder is the\n"
+     "configured one (embed.*) with --provider, --model, --dim and --url overriding it.\n"
+     "Vectors are read from the store and written back in batches through the same client,\n"
+     "cache and rate governor as ingest; live ingest writes both generations meanwhile.\n"
+     "Progress is stored with the vectors: after a stop or a crash the same command resumes.\n"
+     "When `ragfeed run` holds the state dir, the command asks that instance (admin API,\n"
+     "serve.listen, --server URL; --key KEY or $RAGFEED_API_KEY with serve.auth=keys) to do\n"
+     "the work and follows its progress; otherwise it works on the store itself.\n\n"
+     "  start (default)  create the generation (or resume the one being built), re-embed,\n"
+     "                   then switch unless --no-cutover. A progress bar on a terminal\n"
+     "                   (records done/total, rate, ETA, tokens), key=value lines otherwise\n"
+     "  --dry-run        only count the records, the texts the cache lacks and their tokens\n"
+     "  status           every generation, and what the second one still lacks\n"
+     "  cutover          switch to the generation being built (when it is complete)\n"
+     "  rollback         switch back to the previous generation (kept until cancel)\n"
+     "  cancel           drop the second generation: a build, or the rollback target\n",
      rf__app_cmd_reembed},
     {"history",
      "ragfeed history [-c FILE] [--set KEY=VALUE]... snapshots | record ID | scan [--as-of TIME "
@@ -237,20 +256,6 @@ int rf__app_cmd_help_cmd(int argc, char **argv)
     return rf__app_cmd_help(argv[1]);
 }
 
-static int not_available(const char *name)
-{
-    fprintf(stderr, "ragfeed %s: not available in this version\n", name);
-    return RF_EXIT_USAGE;
-}
-
-/* Commands declared by the external contract whose stage is not built yet: they say
- * so and exit 2 rather than print anything that looks like a result. */
-int rf__app_cmd_reembed(int argc, char **argv)
-{
-    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")))
-        return rf__app_cmd_help(argv[0]);
-    return not_available(argv[0]);
-}
 
 int rf_app_main(int argc, char **argv)
 {

@@ -274,7 +274,7 @@ static rf_rc prepare_batch(pipeline_t *p, stage_t *st, rf_err_t *err)
             /* INVARIANT: an unchanged text (same hash, same model) is never embedded
              * twice; the store's current records are the cache. */
             if (p->use_cache) {
-                if (rf_index_vector_by_hash(p->ix, h, vec, NULL) == RF_OK) {
+                if (rf_index_vector_by_hash(p->ix, h, p->dim, vec, NULL) == RF_OK) {
                     it->done = 1;
                     p->cache_hits++;
                 } else {

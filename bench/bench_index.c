@@ -104,7 +104,7 @@ static void load(rf_index_t *ix, int from, int to, int ver, float *all)
     for (int base = from; base < to; base += BATCH) {
         int n = to - base < BATCH ? to - base : BATCH;
         rf_index_offset_t off = {"bench", 0, base + n};
-        rf_index_batch_t b = {ops, (size_t)n, NULL, 0, &off, 1};
+        rf_index_batch_t b = {.ops = ops, .op_cnt = (size_t)n, .offsets = &off, .offset_cnt = 1};
         memset(ops, 0, sizeof(ops));
         for (int i = 0; i < n; i++) {
             float *v =
@@ -180,7 +180,7 @@ static srun_t search_run(rf_index_t *ix, const float *qs, int nq, const int *gt,
     rf_index_filter_t f = {.conds = &c, .cond_cnt = 1};
     snprintf(val, sizeof(val), "\"c%d\"", cat);
     for (int i = 0; i < nq; i++) {
-        rf_index_query_t q = {qs + (size_t)i * (size_t)dim, K, cat >= 0 ? &f : NULL, -2};
+        rf_index_query_t q = {.vec = qs + (size_t)i * (size_t)dim, .k = K, .filter = cat >= 0 ? &f : NULL, .min_score = -2};
         rf_index_results_t res;
         rf_err_t err;
         int64_t t = rf_mono_us();
@@ -263,7 +263,7 @@ static void *ingest_main(void *arg)
     if (per > BATCH * 10)
         per = BATCH * 10;
     for (int tick = 0; tick < in->secs * 10; tick++) {
-        rf_index_batch_t b = {ops, (size_t)per, NULL, 0, NULL, 0};
+        rf_index_batch_t b = {.ops = ops, .op_cnt = (size_t)per};
         rf_err_t err;
         int64_t due = t0 + (int64_t)(tick + 1) * 100;
         for (int i = 0; i < per; i++) {
@@ -495,7 +495,7 @@ int main(int argc, char **argv)
         if (pthread_create(&th, NULL, ingest_main, &in))
             die("thread", NULL);
         while (!atomic_load(&in.done) && cnt < 1000000) {
-            rf_index_query_t q = {qs + (size_t)(cnt % nq) * (size_t)dim, K, NULL, -2};
+            rf_index_query_t q = {.vec = qs + (size_t)(cnt % nq) * (size_t)dim, .k = K, .min_score = -2};
             rf_index_results_t res;
             int64_t t = rf_mono_us();
             if (rf_index_query(ix, &q, &res, &err))

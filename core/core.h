@@ -39,7 +39,8 @@
     XX(EBUSY, 1, "busy, try again")                                                                \
     XX(ESTOPPED, 0, "stopped")                                                                     \
     XX(EEXIST, 0, "already exists")                                                                \
-    XX(EAUTH, 0, "not authorised")
+    XX(EAUTH, 0, "not authorised")                                                                 \
+    XX(EAGAIN, 1, "state changed, try again")
 
 typedef enum rf_rc {
 #define RF__ERR_ENUM(name, retriable, msg) RF_##name,

@@ -41,6 +41,16 @@ typedef struct rf_index_op {
     const char *topic;      /* Kafka coordinates of the event */
     int32_t partition;
     int64_t offset;
+    /* Model generations (UPSERT): vec belongs to generation `gen` (0: the active one).
+     * While a second generation exists (one being built, or the previous one kept for a
+     * rollback), live ingest also gives its vector: vec2 of generation gen2, with its own
+     * content hash.  The store keeps each vector with its generation; whichever of the two
+     * is active goes to the record and the search index. */
+    int64_t gen;
+    const float *vec2;              /* NULL: no second vector */
+    int64_t gen2;                   /* generation of vec2 */
+    const uint8_t *content_hash2;   /* 32 bytes or NULL */
+    const char *model2;             /* model that made vec2 */
 } rf_index_op_t;
 
 /* A dead letter to record in the store (the Kafka DLQ topic is ingest's business). */
@@ -60,6 +70,16 @@ typedef struct rf_index_offset {
     int64_t next_offset;
 } rf_index_offset_t;
 
+/* A vector of a generation being built for an existing record (re-embedding).  It is
+ * stored only if the record is still at version rec_seq (its `seq`); a record that
+ * changed meanwhile got its vector from live ingest, or is picked up again. */
+typedef struct rf_index_genvec {
+    int64_t vid;     /* from rf_index_gen_pending */
+    int64_t rec_seq; /* the record version the text was read from */
+    const float *vec;
+    const uint8_t *content_hash; /* 32 bytes or NULL */
+} rf_index_genvec_t;
+
 /* A batch: effects plus the offsets they bring the store to. */
 typedef struct rf_index_batch {
     const rf_index_op_t *ops;
@@ -68,6 +88,14 @@ typedef struct rf_index_batch {
     size_t dead_cnt;
     const rf_index_offset_t *offsets;
     size_t offset_cnt;
+    /* Re-embedding progress, in the same transaction: vectors of generation `gen` (which
+     * must be the one being built), the scan cursor reached (> 0 to store it) and the
+     * tokens spent on them. */
+    int64_t gen;
+    const rf_index_genvec_t *genvecs;
+    size_t genvec_cnt;
+    int64_t gen_cursor;
+    int64_t gen_tokens;
 } rf_index_batch_t;
 
 typedef struct rf_index_opts {
@@ -85,6 +113,11 @@ typedef struct rf_index_opts {
     int ivf_nprobe;           /* IVF nprobe of sealed segments (16) */
     int64_t filter_exact_max; /* a filter matching at most this many records is searched
                                * exactly over their vectors (20000) */
+    /* Generations: a new store's first generation gets dim and gen_desc (a JSON object
+     * text naming the embedder; NULL: "{}").  On an existing store, dim_from_store != 0
+     * takes the active generation's dim instead of refusing a different `dim`. */
+    const char *gen_desc;
+    int dim_from_store;
 } rf_index_opts_t;
 
 /* Opens (or creates) the store under opts->dir and recovers the vector index: loads the
@@ -123,15 +156,30 @@ typedef struct rf_index_hit {
     int64_t event_time_ms;
     int64_t seq; /* store seq of the version returned; may exceed results.seq when the
                   * record changed after the FAISS state searched (it is then re-scored) */
+    float *vec;  /* the stored vector of the version returned, when the query asked for it
+                  * (rf_index_query_t.want_vec); else NULL.  Owned by the result set */
+    int dim;     /* floats in vec; 0 when vec is NULL */
 } rf_index_hit_t;
 
+/* The highest numeric source position (a PostgreSQL LSN, as Debezium reports it: a
+ * decimal number) applied for one source (the record `source`, "inventory.products").
+ * Only positions that are numbers count: "lsn=<digits>" or "<digits>" in
+ * rf_index_op_t.source_pos; a MySQL "file:pos" position is not tracked. */
+typedef struct rf_index_lsn {
+    const char *source;
+    int64_t lsn;
+} rf_index_lsn_t;
+
 /* The position a state of the index reflects: the store sequence, the next offset of
- * every partition applied, and the newest event time.  INVARIANT(fresh-is-measurable). */
+ * every partition applied, the newest event time, and the highest LSN applied per
+ * source.  INVARIANT(fresh-is-measurable). */
 typedef struct rf_index_position {
     int64_t seq;
     rf_index_offset_t *offsets; /* topics owned by the position */
     size_t offset_cnt;
     int64_t newest_event_time_ms; /* 0 when unknown */
+    rf_index_lsn_t *lsns;         /* sources owned by the position; by source name */
+    size_t lsn_cnt;
 } rf_index_position_t;
 
 void rf_index_position_fini(rf_index_position_t *pos);
@@ -139,6 +187,7 @@ void rf_index_position_fini(rf_index_position_t *pos);
 typedef struct rf_index_results {
     rf_index_hit_t *hits;
     size_t cnt;
+    int64_t gen;             /* generation of the vectors searched */
     int64_t seq;             /* store sequence the search reflected (== pos.seq) */
     rf_index_position_t pos; /* the position of the index state searched */
 } rf_index_results_t;
@@ -177,6 +226,10 @@ typedef struct rf_index_query {
     int k;
     const rf_index_filter_t *filter; /* NULL: no filter */
     float min_score;                 /* hits scoring below are dropped; -INFINITY or -2 for none */
+    int64_t gen; /* generation vec was embedded for (0: the active one, whatever it is).
+                  * RF_EAGAIN when the index has switched to another generation: embed
+                  * the query again with the active generation's model and retry. */
+    int want_vec; /* 1: each hit carries its stored vector (hit.vec, hit.dim) */
 } rf_index_query_t;
 
 /* Filtered top-k.  Every hit satisfies the filter; `k` hits come back whenever k
@@ -203,6 +256,14 @@ void rf_index_position_get(rf_index_t *ix, rf_index_position_t *pos);
 rf_rc rf_index_position_wait(rf_index_t *ix, int64_t min_seq, const rf_index_offset_t *want,
                              size_t want_cnt, int64_t timeout_ms);
 
+/* rf_index_position_wait, and also until, for each of lsns[0..lsn_cnt) (borrowed), the
+ * source's highest LSN applied is >= lsn.  A source that spans several partitions may
+ * reach a high LSN on one partition before a lower one on another is applied; a source
+ * read through one partition has its positions applied in order.  Any thread. */
+rf_rc rf_index_position_wait_lsn(rf_index_t *ix, int64_t min_seq, const rf_index_offset_t *want,
+                                 size_t want_cnt, const rf_index_lsn_t *lsns, size_t lsn_cnt,
+                                 int64_t timeout_ms);
+
 /* The current record as a JSON object text (id, text, metadata, tenant, label, model,
  * content_hash, event_time, source_position, kafka{topic,partition,offset}, seq,
  * updated_at).  RF_ENOTFOUND when absent.  *json caller frees with free(). Any thread. */
@@ -211,22 +272,107 @@ rf_rc rf_index_record_get(rf_index_t *ix, const char *id, char **json, rf_err_t 
 /* Status: {"records":N,"seq":N,"offsets":{"topic/partition":next},"dead_letters":N,
  *          "checkpoint_seq":N (-1 none),"newest_event_time_ms":N,"index_seq":N,
  *          "vectors":N,"segments":N,"segments_pending":N,"dead_vectors":N,
- *          "memory_bytes":N,"bytes_per_record":N}.  memory_bytes estimates what the
- *          vector index holds in memory (vectors, graphs or lists, id maps, tombstones,
- *          filterable metadata); bytes_per_record divides it by the live vectors.
- *          Caller frees. Any thread. */
+ *          "memory_bytes":N,"bytes_per_record":N,"lsn":{"source":N}}.  memory_bytes
+ *          estimates what the vector index holds in memory (vectors, graphs or lists, id
+ *          maps, tombstones, filterable metadata); bytes_per_record divides it by the live
+ *          vectors; lsn is the highest LSN stored per source.  Caller frees. Any thread. */
 char *rf_index_status_json(rf_index_t *ix);
+
+/* The `n` (1..100) records written most recently that still exist, newest first, as a
+ * JSON array text of {"id","source","tenant","updated_at_ms","seq","snippet"}; snippet is
+ * the first snippet_chars (1..1000) characters of the text.  RF_EINVAL for n or
+ * snippet_chars out of range.  *json caller frees with free().  Any thread. */
+rf_rc rf_index_recent_json(rf_index_t *ix, size_t n, size_t snippet_chars, char **json,
+                           rf_err_t *err);
 
 /* Counts for tests and metrics. Any thread. */
 int64_t rf_index_record_count(rf_index_t *ix);
 int64_t rf_index_seq(rf_index_t *ix);
 int64_t rf_index_dead_count(rf_index_t *ix);
 
-/* The stored vector of any current record whose content hash (BLAKE2b over model, dim
- * and normalised text) equals hash: the embedding cache, so an unchanged text is never
- * embedded twice.  RF_OK and out[dim] filled, or RF_ENOTFOUND.  Any thread (it reads
- * through a read connection, beside the writer). */
-rf_rc rf_index_vector_by_hash(rf_index_t *ix, const uint8_t hash[32], float *out, rf_err_t *err);
+/* The stored vector, of any generation, of any current record whose content hash
+ * (BLAKE2b over model, dim and normalised text) equals hash: the embedding cache, so an
+ * unchanged text is never embedded twice under one model.  RF_OK and out[dim] filled, or
+ * RF_ENOTFOUND.  Any thread (it reads through a read connection, beside the writer). */
+rf_rc rf_index_vector_by_hash(rf_index_t *ix, const uint8_t hash[32], int dim, float *out,
+                              rf_err_t *err);
+
+/* ==== Model generations ====
+ *
+ * Every vector belongs to a generation: the embedder (provider, model, dimension,
+ * parameters) that made it, described by an opaque JSON object text.  The store holds at
+ * most two at once: the active one, which records and searches use, and a second one
+ * that is either being built (re-embedding) or the previous active one kept for a
+ * rollback.  Switching (cut-over or rollback) is one store transaction plus one swap of
+ * the vector index; searches go on throughout. */
+typedef enum rf_index_gen_state {
+    RF_INDEX_GEN_ACTIVE = 1,
+    RF_INDEX_GEN_BUILDING = 2,
+    RF_INDEX_GEN_PREVIOUS = 3,
+} rf_index_gen_state;
+
+typedef struct rf_index_gen {
+    int64_t gen;
+    int dim;
+    rf_index_gen_state state;
+    char *desc;            /* JSON object text */
+    int64_t cursor;        /* building: vids up to this one have been read for embedding */
+    int64_t tokens;        /* tokens spent building it */
+    int64_t created_at_ms;
+    int64_t activated_at_ms; /* 0: never active */
+} rf_index_gen_t;
+
+/* "active", "building" or "previous". */
+const char *rf_index_gen_state_name(rf_index_gen_state st);
+
+/* Every generation the store keeps, oldest first.  Free with rf_index_gen_list_free().
+ * Any thread. */
+rf_rc rf_index_gen_list(rf_index_t *ix, rf_index_gen_t **gens, size_t *n, rf_err_t *err);
+void rf_index_gen_list_free(rf_index_gen_t *gens, size_t n);
+
+/* The active generation (and its dim), and the second one (0 when there is none; its dim
+ * and state).  Any thread; cheap (in-memory). */
+int64_t rf_index_gen_active(rf_index_t *ix, int *dim);
+int64_t rf_index_gen_second(rf_index_t *ix, int *dim, rf_index_gen_state *state);
+
+/* Starts a new generation to build.  A previous generation kept for rollback is dropped
+ * first; RF_EBUSY when one is being built already.  Writer thread. */
+rf_rc rf_index_gen_create(rf_index_t *ix, int dim, const char *desc, int64_t *gen, rf_err_t *err);
+
+/* Drops the second generation (cancels a build, or gives up the rollback).  RF_EINVAL
+ * for the active one, RF_ENOTFOUND for an unknown one.  Writer thread. */
+rf_rc rf_index_gen_drop(rf_index_t *ix, int64_t gen, rf_err_t *err);
+
+/* Records gen's tokens/cursor outside a batch (dry runs aside, for a build with nothing
+ * left to embed).  Writer thread. */
+rf_rc rf_index_gen_progress(rf_index_t *ix, int64_t gen, int64_t cursor, int64_t tokens,
+                            rf_err_t *err);
+
+/* How many current records lack a vector of gen for their current version, and how
+ * many records there are.  Any thread. */
+rf_rc rf_index_gen_missing(rf_index_t *ix, int64_t gen, int64_t *missing, int64_t *total,
+                           rf_err_t *err);
+
+/* Makes gen (the second generation) the active one: in one store transaction every
+ * record takes its gen vector (the old ones are kept as the second generation, for a
+ * rollback), a changelog row per record records the change (the history shows the
+ * re-embedding), then the vector index is rebuilt aside and swapped in.  Refused with
+ * RF_EAGAIN (and *missing, may be NULL, set) unless every record has a vector of gen for
+ * its current version.  The same call is the rollback.  Writer thread. */
+rf_rc rf_index_gen_activate(rf_index_t *ix, int64_t gen, int64_t *missing, rf_err_t *err);
+
+/* Records still to embed for gen: current records with vid > after_vid that lack a
+ * vector of gen for their current version, by ascending vid, at most max.  gen 0: every
+ * record (a dry run before the generation exists).  Any thread. */
+typedef struct rf_index_gen_item {
+    int64_t vid;
+    int64_t rec_seq;
+    char *id;
+    char *text;
+} rf_index_gen_item_t;
+rf_rc rf_index_gen_pending(rf_index_t *ix, int64_t gen, int64_t after_vid, size_t max,
+                           rf_index_gen_item_t **items, size_t *n, rf_err_t *err);
+void rf_index_gen_items_free(rf_index_gen_item_t *items, size_t n);
 
 /* Writes a checkpoint now (synchronously, for tests and clean stops). Writer thread. */
 rf_rc rf_index_checkpoint(rf_index_t *ix, rf_err_t *err);
@@ -253,6 +399,8 @@ typedef struct rf_index_change {
     const float *vec;            /* dim floats, or NULL (deletes) */
     int dim;                     /* 0 when vec is NULL */
     const char *model;           /* may be NULL */
+    int64_t gen;                 /* generation of vec (0: no vec) */
+    int reembed;                 /* 1: written by a generation switch, not by an event */
     const uint8_t *content_hash; /* 32 bytes or NULL */
     const char *label;           /* may be NULL */
     int has_label_score;

@@ -87,8 +87,16 @@ rf_rc rf_index_changelog_open(const char *state_dir, rf_index_changelog_t **out,
         cl->db,
         "SELECT seq, op, id, vid, source, text, metadata, tenant, vector, model, content_hash,"
         " label, label_score, event_time_ms, source_pos, topic, \"partition\", \"offset\","
-        " ingest_time_ms FROM changelog WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        " ingest_time_ms, gen, cause FROM changelog WHERE seq > ?1 ORDER BY seq LIMIT ?2",
         -1, SQLITE_PREPARE_PERSISTENT, &cl->scan, NULL);
+    if (src != SQLITE_OK) /* a store from before generations, not yet opened by run */
+        src = sqlite3_prepare_v3(
+            cl->db,
+            "SELECT seq, op, id, vid, source, text, metadata, tenant, vector, model,"
+            " content_hash, label, label_score, event_time_ms, source_pos, topic,"
+            " \"partition\", \"offset\", ingest_time_ms, 1, NULL FROM changelog"
+            " WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            -1, SQLITE_PREPARE_PERSISTENT, &cl->scan, NULL);
     if (src == SQLITE_OK)
         src = sqlite3_prepare_v3(cl->db, "SELECT max(seq) FROM changelog", -1,
                                  SQLITE_PREPARE_PERSISTENT, &cl->max_seq, NULL);
@@ -170,6 +178,8 @@ static rf_rc row_fill(rf_index_changelog_t *cl, rf_index_change_t *chg, rf_err_t
         chg->offset = sqlite3_column_int64(st, 17);
     }
     chg->ingest_time_ms = sqlite3_column_int64(st, 18);
+    chg->gen = chg->vec ? sqlite3_column_int64(st, 19) : 0;
+    chg->reembed = col_text(st, 20) && strcmp(col_text(st, 20), "reembed") == 0;
     return RF_OK;
 }
 

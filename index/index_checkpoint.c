@@ -1003,6 +1003,24 @@ static void thread_stop(rf_index_t *ix)
     ix->thr_started = 0;
 }
 
+void rf__index_ckpt_thread_stop(rf_index_t *ix)
+{
+    thread_stop(ix);
+}
+
+rf_rc rf__index_ckpt_thread_start(rf_index_t *ix, rf_err_t *err)
+{
+    if (ix->ckpt_interval_ms <= 0 || ix->thr_started)
+        return RF_OK;
+    pthread_mutex_lock(&ix->thr_mu);
+    ix->thr_stop = 0;
+    pthread_mutex_unlock(&ix->thr_mu);
+    if (pthread_create(&ix->thr, NULL, ckpt_main, ix))
+        return rf_err_sys(err, RF_EIO, "start checkpoint thread");
+    ix->thr_started = 1;
+    return RF_OK;
+}
+
 /* ==== Open and close ==== */
 
 static void teardown(rf_index_t *ix)
@@ -1075,7 +1093,7 @@ static rf_rc opts_check(rf_index_t *ix, const rf_index_opts_t *o, rf_err_t *err)
         FaissIndex *probe = NULL;
         FaissParameterSpace *ps = NULL;
         int ok = 0;
-        if (faiss_index_factory(&probe, ix->dim, f, METRIC_INNER_PRODUCT)) {
+        if (faiss_index_factory(&probe, ix->dim > 0 ? ix->dim : 64, f, METRIC_INNER_PRODUCT)) {
             const char *m = faiss_get_last_error();
             return rf_err_set(err, RF_ECONFIG, "index factory \"%s\": %s", f,
                               m ? m : "not understood by faiss");
@@ -1113,7 +1131,7 @@ rf_rc rf_index_open(const rf_index_opts_t *opts, rf_index_t **out, rf_err_t *err
         *out = NULL;
     if (!opts || !opts->dir || !*opts->dir || !out)
         return rf_err_set(err, RF_EINVAL, "rf_index_open: NULL argument");
-    if (opts->dim < 1 || opts->dim > RF__INDEX_DIM_MAX)
+    if ((opts->dim < 1 && !opts->dim_from_store) || opts->dim > RF__INDEX_DIM_MAX)
         return rf_err_set(err, RF_ECONFIG, "index dim=%d: must be 1..%d", opts->dim,
                           RF__INDEX_DIM_MAX);
     if (opts->checkpoint_interval_ms < 0)
@@ -1125,6 +1143,8 @@ rf_rc rf_index_open(const rf_index_opts_t *opts, rf_index_t **out, rf_err_t *err
     ix->dir = rf_xstrdup(opts->dir);
     ix->db_path = rf_xasprintf("%s/store.db", opts->dir);
     ix->dim = opts->dim;
+    ix->open_gen_desc = opts->gen_desc;
+    ix->open_dim_from_store = opts->dim_from_store;
     ix->ckpt_interval_ms = opts->checkpoint_interval_ms;
     ix->lock_fd = -1;
     ix->ckpt_seq = -1;
@@ -1148,13 +1168,7 @@ rf_rc rf_index_open(const rf_index_opts_t *opts, rf_index_t **out, rf_err_t *err
         (rc = dir_lock(ix, err)) || (rc = rf__index_store_open(ix, err)) ||
         (rc = recover(ix, err)) || (rc = rf__index_maint_start(ix, err)))
         goto out;
-    if (ix->ckpt_interval_ms > 0) {
-        if (pthread_create(&ix->thr, NULL, ckpt_main, ix)) {
-            rc = rf_err_sys(err, RF_EIO, "start checkpoint thread");
-            goto out;
-        }
-        ix->thr_started = 1;
-    }
+    rc = rf__index_ckpt_thread_start(ix, err);
 out:
     if (rc) {
         teardown(ix);

@@ -51,7 +51,7 @@
 #define RF__INDEX_DEAD_MAX       ((size_t)64 << 20)
 #define RF__INDEX_DIM_MAX        65536
 #define RF__INDEX_K_MAX          10000
-#define RF__INDEX_SCHEMA_VERSION 1
+#define RF__INDEX_SCHEMA_VERSION 2
 /* Read connections kept idle in the pool; more are opened on demand and closed after. */
 #define RF__INDEX_POOL_IDLE 8
 /* Checkpoints kept on disk, newest first. */
@@ -71,6 +71,10 @@ enum {
     RF__W_DEAD_INSERT,
     RF__W_OFF_UPSERT,
     RF__W_META_SET,
+    RF__W_GV_PUT,      /* a live-ingest vector of the second generation */
+    RF__W_GV_PUT_IF,   /* a re-embedded vector, kept only if its record is unchanged */
+    RF__W_GV_DELETE,   /* every generation vector of a vid */
+    RF__W_GEN_CURSOR,  /* a build's cursor and tokens */
     RF__W_COUNT
 };
 
@@ -157,6 +161,8 @@ typedef struct rf__index_snap {
     rf__index_view_t *v;     /* oldest first; the tail, if any, last */
     rf_index_position_t pos; /* the position this state reflects */
     uint32_t next_id;        /* no segment (or segment file) of this state has an id >= */
+    int64_t gen;             /* the generation of its vectors */
+    int dim;
 } rf__index_snap_t;
 
 /* vid -> (segment id, iid), open addressing; the writer's alone (under w_mu). */
@@ -179,6 +185,8 @@ struct rf_index {
     int dim;
     int64_t ckpt_interval_ms;
     int lock_fd;
+    const char *open_gen_desc; /* rf_index_open's options, during open only */
+    int open_dim_from_store;
 
     /* Options of the vector index. */
     size_t seg_size;
@@ -207,6 +215,14 @@ struct rf_index {
     int64_t ckpt_seq; /* seq of the newest checkpoint written or loaded, -1 none */
     rf__index_off_t *offs;
     size_t off_cnt;
+    rf_index_lsn_t *lsns; /* highest LSN applied per source (sources owned), by source */
+    size_t lsn_cnt;
+    /* Generations (written by the writer under stat_mu too; `dim` is the active one's and
+     * changes only in a switch, with the maintenance and checkpoint threads stopped). */
+    int64_t gen_active;
+    int64_t gen_second; /* 0: none */
+    int gen_second_dim;
+    rf_index_gen_state gen_second_state;
 
     /* The vector index.  `cur` is replaced under cur_mu by whoever holds w_mu. */
     pthread_mutex_t w_mu;
@@ -251,6 +267,24 @@ rf_rc rf__index_store_open(rf_index_t *ix, rf_err_t *err);
 /* Closes every connection (read pool included).  Safe on a partly opened ix. */
 void rf__index_store_close(rf_index_t *ix);
 
+/* SQLite helpers shared with index_gen.c. */
+rf_rc rf__index_db_fail(sqlite3 *db, int src, rf_err_t *err, const char *what);
+rf_rc rf__index_db_exec(sqlite3 *db, const char *sql, rf_err_t *err);
+rf_rc rf__index_db_scalar(sqlite3 *db, const char *sql, int64_t dflt, int64_t *out, rf_err_t *err);
+
+/* ==== index_gen.c ==== */
+
+/* Creates the generation tables (or upgrades a version-1 store) inside schema_init's
+ * transaction, then loads the active and second generations into ix; a new store's
+ * first generation gets ix->dim and desc.  Writer connection, open only. */
+rf_rc rf__index_gen_schema(rf_index_t *ix, int64_t ver, const char *desc, int dim_from_store,
+                           rf_err_t *err);
+/* Stores a batch's generation vectors and progress, and the second vector of its upserts
+ * (vid: the record written, seq: its new version).  Inside apply's transaction. */
+rf_rc rf__index_gen_apply_op(rf_index_t *ix, const rf_index_op_t *op, int64_t vid, int64_t seq,
+                             rf_err_t *err);
+rf_rc rf__index_gen_apply_batch(rf_index_t *ix, const rf_index_batch_t *b, rf_err_t *err);
+
 /* Borrows a read connection (opened on demand); give it back with rconn_put.  broken
  * != 0 closes it instead of pooling it (after an unexpected SQLite error). */
 rf_rc rf__index_rconn_get(rf_index_t *ix, rf__index_rconn_t **out, rf_err_t *err);
@@ -278,13 +312,35 @@ typedef struct rf__index_filter rf__index_filter_t;
 
 /* Reads the hit rows for `vids` (search order, scores alongside) in one read
  * transaction into hits[0..*got), stopping once `need` hits are read unless a row was
- * rescored.  A vid gone from the store is dropped; a row changed
- * after the snapshot searched (row seq > snap_seq) is rescored against its current vector
+ * rescored; want_vec != 0 copies each hit's stored vector into hit.vec.  A vid gone from the store is dropped; a row changed
+ * after the snapshot searched (row seq > snap->pos.seq) is rescored against its current vector
+ * (when it is of the snapshot's generation; a re-embedded row keeps its score)
  * and, when flt is not NULL, dropped unless it still satisfies the filter, so a hit's
  * score and attributes always belong to the version returned.  q is the query. */
 rf_rc rf__index_store_hits(rf_index_t *ix, const float *q, const int64_t *vids, const float *scores,
-                           size_t n, size_t need, int64_t snap_seq, const rf__index_filter_t *flt,
+                           size_t n, size_t need, const rf__index_snap_t *snap,
+                           const rf__index_filter_t *flt, int want_vec,
                            rf_index_hit_t *hits, size_t *got, rf_err_t *err);
+
+/* ==== index_lsn.c ==== */
+
+/* The LSN of a source position when it is a number ("lsn=<digits>" or "<digits>", at
+ * most INT64_MAX): 1 and *lsn set; else 0. */
+int rf__index_lsn_parse(const char *source_pos, int64_t *lsn);
+/* The batch's highest LSN per source that is above the one applied so far, in *out
+ * (caller frees with free(); the sources are borrowed from the batch); returns the count.
+ * Writer thread. */
+size_t rf__index_lsn_collect(rf_index_t *ix, const rf_index_batch_t *b, rf_index_lsn_t **out);
+/* Stores them in the meta table ("lsn:<source>"), inside apply's transaction. */
+rf_rc rf__index_lsn_store(rf_index_t *ix, const rf_index_lsn_t *lsns, size_t n, rf_err_t *err);
+/* Raises source's LSN in the stat_mu mirror to lsn.  Caller holds stat_mu. */
+void rf__index_lsn_set_locked(rf_index_t *ix, const char *source, int64_t lsn);
+/* Loads the stored LSNs into the mirror (writer connection, open only). */
+rf_rc rf__index_lsn_load(rf_index_t *ix, rf_err_t *err);
+/* Copies the mirror into pos->lsns.  Caller holds stat_mu. */
+void rf__index_lsn_position_locked(rf_index_t *ix, rf_index_position_t *pos);
+/* Frees the mirror (close). */
+void rf__index_lsn_free(rf_index_t *ix);
 
 /* ==== index_filter.c ==== */
 
@@ -352,6 +408,19 @@ void rf__index_vec_update(rf_index_t *ix, const int64_t *rm, size_t rm_n,
 void rf__index_seg_inv_build(rf__index_seg_t *seg);
 /* The iids of seg whose attributes carry key (ascending), or 0. */
 size_t rf__index_inv_lookup(const rf__index_inv_t *inv, uint64_t key, const uint32_t **iids);
+
+/* Builds a whole new vector index for dimension dim from every record of the store (as
+ * the writer connection sees it, so inside a transaction), aside: searches go on with
+ * the current one.  replace_commit swaps it in as one snapshot (of generation gen);
+ * replace_abort drops it.  Writer thread, with the maintenance and checkpoint threads
+ * stopped; between begin and commit/abort the writer holds w_mu. */
+typedef struct rf__index_repl rf__index_repl_t;
+rf_rc rf__index_vec_replace_begin(rf_index_t *ix, int dim, rf__index_repl_t **out, rf_err_t *err);
+void rf__index_vec_replace_commit(rf_index_t *ix, rf__index_repl_t *r, int64_t gen, int64_t seq);
+void rf__index_vec_replace_abort(rf_index_t *ix, rf__index_repl_t *r);
+/* Stops and restarts the background checkpoint thread (index_checkpoint.c). */
+void rf__index_ckpt_thread_stop(rf_index_t *ix);
+rf_rc rf__index_ckpt_thread_start(rf_index_t *ix, rf_err_t *err);
 
 /* Seals the tail now (tests, bench, recovery). Writer thread. */
 void rf__index_vec_seal(rf_index_t *ix);

@@ -34,6 +34,7 @@ void rf__index_hit_fini(rf_index_hit_t *h)
     free(h->label);
     free(h->tenant);
     free(h->topic);
+    free(h->vec);
     memset(h, 0, sizeof(*h));
 }
 
@@ -56,6 +57,9 @@ void rf_index_position_fini(rf_index_position_t *pos)
     for (size_t i = 0; i < pos->offset_cnt; i++)
         free((char *)pos->offsets[i].topic);
     free(pos->offsets);
+    for (size_t i = 0; i < pos->lsn_cnt; i++)
+        free((char *)pos->lsns[i].source);
+    free(pos->lsns);
     memset(pos, 0, sizeof(*pos));
 }
 
@@ -66,6 +70,11 @@ void rf__index_position_copy(rf_index_position_t *dst, const rf_index_position_t
     for (size_t i = 0; i < src->offset_cnt; i++) {
         dst->offsets[i] = src->offsets[i];
         dst->offsets[i].topic = rf_xstrdup(src->offsets[i].topic);
+    }
+    dst->lsns = rf_xmalloc((src->lsn_cnt ? src->lsn_cnt : 1) * sizeof(*dst->lsns));
+    for (size_t i = 0; i < src->lsn_cnt; i++) {
+        dst->lsns[i] = src->lsns[i];
+        dst->lsns[i].source = rf_xstrdup(src->lsns[i].source);
     }
 }
 
@@ -88,10 +97,31 @@ void rf_index_position_get(rf_index_t *ix, rf_index_position_t *pos)
     pthread_mutex_unlock(&ix->pos_mu);
 }
 
+/* The highest LSN applied for source in pub, or -1.  pub->lsns is sorted by source. */
+static int64_t position_lsn(const rf_index_position_t *pub, const char *source)
+{
+    size_t lo = 0, hi = pub->lsn_cnt;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(pub->lsns[mid].source, source);
+        if (c == 0)
+            return pub->lsns[mid].lsn;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
 /* 1 when pub satisfies the request.  Caller holds pos_mu. */
 static int position_reached(const rf_index_position_t *pub, int64_t min_seq,
-                            const rf_index_offset_t *want, size_t want_cnt)
+                            const rf_index_offset_t *want, size_t want_cnt,
+                            const rf_index_lsn_t *lsns, size_t lsn_cnt)
 {
+    for (size_t i = 0; i < lsn_cnt; i++)
+        if (position_lsn(pub, lsns[i].source) < lsns[i].lsn)
+            return 0;
     if (min_seq >= 0 && pub->seq < min_seq)
         return 0;
     for (size_t i = 0; i < want_cnt; i++) {
@@ -109,6 +139,13 @@ static int position_reached(const rf_index_position_t *pub, int64_t min_seq,
 rf_rc rf_index_position_wait(rf_index_t *ix, int64_t min_seq, const rf_index_offset_t *want,
                              size_t want_cnt, int64_t timeout_ms)
 {
+    return rf_index_position_wait_lsn(ix, min_seq, want, want_cnt, NULL, 0, timeout_ms);
+}
+
+rf_rc rf_index_position_wait_lsn(rf_index_t *ix, int64_t min_seq, const rf_index_offset_t *want,
+                                 size_t want_cnt, const rf_index_lsn_t *lsns, size_t lsn_cnt,
+                                 int64_t timeout_ms)
+{
     struct timespec deadline;
     rf_rc rc = RF_OK;
     clock_gettime(CLOCK_REALTIME, &deadline);
@@ -119,9 +156,9 @@ rf_rc rf_index_position_wait(rf_index_t *ix, int64_t min_seq, const rf_index_off
         deadline.tv_nsec -= 1000000000L;
     }
     pthread_mutex_lock(&ix->pos_mu);
-    while (!position_reached(&ix->pub, min_seq, want, want_cnt)) {
+    while (!position_reached(&ix->pub, min_seq, want, want_cnt, lsns, lsn_cnt)) {
         if (pthread_cond_timedwait(&ix->pos_cond, &ix->pos_mu, &deadline) == ETIMEDOUT &&
-            !position_reached(&ix->pub, min_seq, want, want_cnt)) {
+            !position_reached(&ix->pub, min_seq, want, want_cnt, lsns, lsn_cnt)) {
             rc = RF_ETIMEDOUT;
             break;
         }
@@ -384,7 +421,7 @@ static rf_rc view_ann(rf_index_t *ix, const rf__index_view_t *v, const vsel_t *s
     if (got < kk) {
         /* A graph walk cut short by the selection (a restrictive filter, many tombstones):
          * the exact scores keep `k` results whenever k records match. */
-        rc = view_exact(v, s, q, ix->dim, t, err);
+        rc = view_exact(v, s, q, v->seg->dim, t, err);
     } else {
         for (size_t i = 0; i < got; i++)
             topk_push(t, dist[i], seg->rows->vids[labels[i]]);
@@ -418,7 +455,7 @@ static rf_rc collect(rf_index_t *ix, const rf__index_snap_t *snap, const rf__ind
         if (!sel[i].cnt)
             continue;
         if (exact || v->seg->kind == RF__SEG_FLAT)
-            rc = view_exact(v, &sel[i], q, ix->dim, &t, err);
+            rc = view_exact(v, &sel[i], q, v->seg->dim, &t, err);
         else
             rc = view_ann(ix, v, &sel[i], q, want, &t, err);
     }
@@ -482,6 +519,13 @@ rf_rc rf_index_query(rf_index_t *ix, const rf_index_query_t *q, rf_index_results
         rc = rf_err_set(err, RF_EINDEX, "vector index unavailable");
         goto out;
     }
+    if (q->gen && q->gen != snap->gen) {
+        rc = rf_err_set(err, RF_EAGAIN,
+                        "the query was embedded for generation %lld; the index now serves "
+                        "generation %lld",
+                        (long long)q->gen, (long long)snap->gen);
+        goto out;
+    }
     /* A few more candidates than k: hits deleted between the snapshot and the store read
      * are dropped, and k results should still come back when k records exist.  When too
      * many were dropped, collect again with a larger margin. */
@@ -498,8 +542,8 @@ rf_rc rf_index_query(rf_index_t *ix, const rf_index_query_t *q, rf_index_results
             scores[i] = cands[i].score;
         }
         hits = rf_xcalloc(ncand ? ncand : 1, sizeof(*hits));
-        if ((rc = rf__index_store_hits(ix, q->vec, vids, scores, ncand, (size_t)q->k, snap->pos.seq,
-                                       flt, hits, &got, err)))
+        if ((rc = rf__index_store_hits(ix, q->vec, vids, scores, ncand, (size_t)q->k, snap,
+                                       flt, q->want_vec, hits, &got, err)))
             goto out;
         if (got >= (size_t)q->k || ncand < want || attempt == 3)
             break;
@@ -533,6 +577,7 @@ rf_rc rf_index_query(rf_index_t *ix, const rf_index_query_t *q, rf_index_results
     /* INVARIANT(fresh-is-measurable): the position of exactly the state searched. */
     rf__index_position_copy(&res->pos, &snap->pos);
     res->seq = snap->pos.seq;
+    res->gen = snap->gen;
 out:
     if (hits) {
         for (size_t i = 0; i < got; i++)
@@ -556,6 +601,7 @@ rf_rc rf_index_search(rf_index_t *ix, const float *vec, int k, rf_index_results_
         memset(res, 0, sizeof(*res));
     if (!vec)
         return rf_err_set(err, RF_EINVAL, "rf_index_search: NULL argument");
+    memset(&q, 0, sizeof(q));
     q.vec = vec;
     q.k = k;
     q.filter = NULL;

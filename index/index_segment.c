@@ -460,6 +460,7 @@ static void position_make(rf_index_t *ix, int64_t seq, rf_index_position_t *pos)
         pos->offsets[i].partition = ix->offs[i].partition;
         pos->offsets[i].next_offset = ix->offs[i].next_offset;
     }
+    rf__index_lsn_position_locked(ix, pos);
     pthread_mutex_unlock(&ix->stat_mu);
 }
 
@@ -473,6 +474,8 @@ static void draft_publish(rf_index_t *ix, draft_t *d, rf_index_position_t *pos)
     next->v = d->v;
     next->pos = *pos;
     next->next_id = ix->next_seg_id;
+    next->gen = ix->gen_active;
+    next->dim = ix->dim;
     memset(pos, 0, sizeof(*pos));
     free(d->priv);
     memset(d, 0, sizeof(*d));
@@ -617,6 +620,89 @@ void rf__index_vec_install(rf_index_t *ix, rf__index_view_t *views, size_t cnt,
     position_make(ix, ix->wseq, &pos);
     draft_publish(ix, &d, &pos);
     pthread_mutex_unlock(&ix->w_mu);
+}
+
+/* ==== Replacing the whole vector index (a generation switch) ==== */
+
+struct rf__index_repl {
+    draft_t d;
+    rf__index_locmap_t old_map;
+    int old_dim;
+    uint32_t old_next_id;
+};
+
+static rf_rc repl_add(void *opaque, const rf__index_scan_rec_t *rec, rf_err_t *err)
+{
+    rf_index_t *ix = ((void **)opaque)[0];
+    rf__index_repl_t *r = ((void **)opaque)[1];
+    rf__index_add_t a;
+    (void)err;
+    a.vid = rec->vid;
+    a.vec = rec->vec;
+    a.attrs = rf__index_attrs_encode(rec->source, rec->tenant, rec->label, rec->event_time_ms,
+                                     rec->metadata, NULL);
+    draft_append(ix, &r->d, &a);
+    return RF_OK;
+}
+
+static void draft_drop(draft_t *d)
+{
+    for (size_t i = 0; i < d->cnt; i++) {
+        rf__index_seg_unref(d->v[i].seg);
+        rf__index_bits_unref(d->v[i].live);
+    }
+    free(d->v);
+    free(d->priv);
+    memset(d, 0, sizeof(*d));
+}
+
+rf_rc rf__index_vec_replace_begin(rf_index_t *ix, int dim, rf__index_repl_t **out, rf_err_t *err)
+{
+    rf__index_repl_t *r = rf_xcalloc(1, sizeof(*r));
+    void *ctx[2] = {ix, r};
+    rf_rc rc;
+    pthread_mutex_lock(&ix->w_mu);
+    r->old_map = ix->map;
+    r->old_dim = ix->dim;
+    r->old_next_id = ix->next_seg_id;
+    memset(&ix->map, 0, sizeof(ix->map));
+    /* Readers never use ix->dim (they take the snapshot's), and the maintenance and
+     * checkpoint threads are stopped: the writer alone sees the new value until commit. */
+    ix->dim = dim;
+    if ((rc = rf__index_store_scan_records(ix, -1, repl_add, ctx, NULL, err))) {
+        rf__index_vec_replace_abort(ix, r);
+        return rc;
+    }
+    *out = r;
+    return RF_OK;
+}
+
+void rf__index_vec_replace_commit(rf_index_t *ix, rf__index_repl_t *r, int64_t gen, int64_t seq)
+{
+    rf_index_position_t pos;
+    free(r->old_map.keys);
+    free(r->old_map.vals);
+    pthread_mutex_lock(&ix->stat_mu);
+    ix->gen_active = gen;
+    pthread_mutex_unlock(&ix->stat_mu);
+    map_bytes_update(ix);
+    position_make(ix, seq, &pos);
+    draft_publish(ix, &r->d, &pos);
+    pthread_mutex_unlock(&ix->w_mu);
+    free(r);
+    rf__index_maint_kick(ix);
+}
+
+void rf__index_vec_replace_abort(rf_index_t *ix, rf__index_repl_t *r)
+{
+    draft_drop(&r->d);
+    free(ix->map.keys);
+    free(ix->map.vals);
+    ix->map = r->old_map;
+    ix->dim = r->old_dim;
+    ix->next_seg_id = r->old_next_id;
+    pthread_mutex_unlock(&ix->w_mu);
+    free(r);
 }
 
 /* ==== FAISS indexes of sealed segments ==== */
@@ -990,6 +1076,7 @@ static void *maint_main(void *arg)
 rf_rc rf__index_maint_start(rf_index_t *ix, rf_err_t *err)
 {
     ix->mt_kick = 1;
+    __atomic_store_n(&ix->mt_stop, 0, __ATOMIC_RELAXED);
     if (pthread_create(&ix->mt_thr, NULL, maint_main, ix))
         return rf_err_sys(err, RF_EIO, "start index maintenance thread");
     ix->mt_started = 1;

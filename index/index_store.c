@@ -136,7 +136,8 @@ static const char schema_sql[] =
     " text TEXT NOT NULL, metadata TEXT, tenant TEXT, vector BLOB NOT NULL,"
     " dim INTEGER NOT NULL, model TEXT, content_hash BLOB, label TEXT, label_score REAL,"
     " event_time_ms INTEGER, source_pos TEXT, topic TEXT, \"partition\" INTEGER,"
-    " \"offset\" INTEGER, seq INTEGER NOT NULL, updated_at_ms INTEGER NOT NULL);"
+    " \"offset\" INTEGER, seq INTEGER NOT NULL, updated_at_ms INTEGER NOT NULL,"
+    " gen INTEGER NOT NULL DEFAULT 1);"
     "CREATE INDEX IF NOT EXISTS records_source ON records(source);"
     "CREATE INDEX IF NOT EXISTS records_seq ON records(seq);"
     "CREATE INDEX IF NOT EXISTS records_hash ON records(content_hash);"
@@ -146,12 +147,24 @@ static const char schema_sql[] =
     " vid INTEGER NOT NULL, source TEXT, text TEXT, metadata TEXT, tenant TEXT,"
     " vector BLOB, model TEXT, content_hash BLOB, label TEXT, label_score REAL,"
     " event_time_ms INTEGER, source_pos TEXT, topic TEXT, \"partition\" INTEGER,"
-    " \"offset\" INTEGER, ingest_time_ms INTEGER NOT NULL);"
+    " \"offset\" INTEGER, ingest_time_ms INTEGER NOT NULL, gen INTEGER, cause TEXT);"
     "CREATE TABLE IF NOT EXISTS offsets (topic TEXT NOT NULL, \"partition\" INTEGER NOT NULL,"
     " next_offset INTEGER NOT NULL, PRIMARY KEY (topic, \"partition\"));"
     "CREATE TABLE IF NOT EXISTS dead_letters (rowid INTEGER PRIMARY KEY, topic TEXT,"
     " \"partition\" INTEGER, \"offset\" INTEGER, key BLOB, value BLOB, reason TEXT NOT NULL,"
-    " time_ms INTEGER NOT NULL);";
+    " time_ms INTEGER NOT NULL);"
+    /* Model generations (index_gen.c): the active one's vectors live in `records`; the
+     * second one's in gen_vectors, each tagged with the record version it was made for. */
+    "CREATE TABLE IF NOT EXISTS generations (gen INTEGER PRIMARY KEY, dim INTEGER NOT NULL,"
+    " state TEXT NOT NULL CHECK (state IN ('active', 'building', 'previous')),"
+    " descr TEXT NOT NULL, model TEXT, cursor INTEGER NOT NULL DEFAULT 0,"
+    " tokens INTEGER NOT NULL DEFAULT 0, created_at_ms INTEGER NOT NULL,"
+    " activated_at_ms INTEGER);"
+    "CREATE TABLE IF NOT EXISTS gen_vectors (gen INTEGER NOT NULL, vid INTEGER NOT NULL,"
+    " rec_seq INTEGER NOT NULL, content_hash BLOB, vector BLOB NOT NULL,"
+    " PRIMARY KEY (gen, vid)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS gen_vectors_hash ON gen_vectors(content_hash);"
+    "CREATE INDEX IF NOT EXISTS gen_vectors_vid ON gen_vectors(vid);";
 
 static const char *const wsql[RF__W_COUNT] = {
     [RF__W_BEGIN] = "BEGIN IMMEDIATE",
@@ -161,22 +174,23 @@ static const char *const wsql[RF__W_COUNT] = {
     [RF__W_REC_INSERT] =
         "INSERT INTO records (vid, id, source, text, metadata, tenant, vector, dim, model,"
         " content_hash, label, label_score, event_time_ms, source_pos, topic, \"partition\","
-        " \"offset\", seq, updated_at_ms)"
+        " \"offset\", seq, updated_at_ms, gen)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,"
-        " ?18, ?19)",
+        " ?18, ?19, ?20)",
     [RF__W_REC_UPDATE] =
         "UPDATE records SET id = ?2, source = ?3, text = ?4, metadata = ?5, tenant = ?6,"
         " vector = ?7, dim = ?8, model = ?9, content_hash = ?10, label = ?11,"
         " label_score = ?12, event_time_ms = ?13, source_pos = ?14, topic = ?15,"
-        " \"partition\" = ?16, \"offset\" = ?17, seq = ?18, updated_at_ms = ?19 WHERE vid = ?1",
+        " \"partition\" = ?16, \"offset\" = ?17, seq = ?18, updated_at_ms = ?19, gen = ?20"
+        " WHERE vid = ?1",
     [RF__W_REC_DELETE] = "DELETE FROM records WHERE vid = ?1",
     [RF__W_REC_TRUNCATE] = "DELETE FROM records WHERE source = ?1 RETURNING vid, id, tenant",
     [RF__W_LOG_INSERT] =
         "INSERT INTO changelog (seq, op, id, vid, source, text, metadata, tenant, vector,"
         " model, content_hash, label, label_score, event_time_ms, source_pos, topic,"
-        " \"partition\", \"offset\", ingest_time_ms)"
+        " \"partition\", \"offset\", ingest_time_ms, gen)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,"
-        " ?18, ?19)",
+        " ?18, ?19, ?20)",
     [RF__W_DEAD_INSERT] = "INSERT INTO dead_letters (topic, \"partition\", \"offset\", key,"
                           " value, reason, time_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [RF__W_OFF_UPSERT] = "INSERT INTO offsets (topic, \"partition\", next_offset)"
@@ -184,44 +198,73 @@ static const char *const wsql[RF__W_COUNT] = {
                          " DO UPDATE SET next_offset = excluded.next_offset",
     [RF__W_META_SET] = "INSERT INTO meta (key, value) VALUES (?1, ?2)"
                        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    [RF__W_GV_PUT] = "INSERT OR REPLACE INTO gen_vectors (gen, vid, rec_seq, content_hash, vector)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5)",
+    [RF__W_GV_PUT_IF] = "INSERT OR REPLACE INTO gen_vectors (gen, vid, rec_seq, content_hash,"
+                        " vector) SELECT ?1, vid, seq, ?4, ?5 FROM records"
+                        " WHERE vid = ?2 AND seq = ?3",
+    [RF__W_GV_DELETE] = "DELETE FROM gen_vectors WHERE vid = ?1",
+    [RF__W_GEN_CURSOR] = "UPDATE generations SET cursor = max(cursor, ?2), tokens = tokens + ?3"
+                         " WHERE gen = ?1",
 };
 
-/* Creates the tables on a new store; on an existing one checks schema version and dim. */
+/* Creates the tables on a new store; on an existing one checks the schema version
+ * (upgrading version 1) and the active generation's dim. */
 static rf_rc schema_init(rf_index_t *ix, rf_err_t *err)
 {
-    int64_t ver = -1, dim = -1;
+    int64_t ver = -1;
     rf_rc rc;
     if ((rc = db_exec(ix->wdb, "BEGIN IMMEDIATE", err)))
         return rc;
-    if ((rc = db_exec(ix->wdb, schema_sql, err)))
+    /* Every table is created when missing (an older store gets the new ones), then the
+     * version says whether columns must be added. */
+    if ((rc = db_exec(ix->wdb, schema_sql, err)) ||
+        (rc = db_scalar(ix->wdb, "SELECT value FROM meta WHERE key = 'schema_version'", -1, &ver,
+                        err)))
         goto out;
-    if ((rc = db_scalar(ix->wdb, "SELECT value FROM meta WHERE key = 'schema_version'", -1, &ver,
-                        err)) ||
-        (rc = db_scalar(ix->wdb, "SELECT value FROM meta WHERE key = 'dim'", -1, &dim, err)))
-        goto out;
-    if (ver == -1) {
-        char *sql = rf_xasprintf("INSERT INTO meta (key, value) VALUES ('schema_version', %d),"
-                                 " ('dim', %d), ('created_at_ms', %lld)",
-                                 RF__INDEX_SCHEMA_VERSION, ix->dim, (long long)rf_now_ms());
-        rc = db_exec(ix->wdb, sql, err);
-        free(sql);
-        if (rc)
-            goto out;
-    } else if (ver != RF__INDEX_SCHEMA_VERSION) {
+    if (ver != -1 && ver != 1 && ver != RF__INDEX_SCHEMA_VERSION) {
         rc = rf_err_set(err, RF_ECORRUPT, "store %s: schema version %lld, this build reads %d",
                         ix->db_path, (long long)ver, RF__INDEX_SCHEMA_VERSION);
         goto out;
-    } else if (dim != ix->dim) {
-        rc = rf_err_set(err, RF_ECONFIG,
-                        "store %s holds %lld-dimensional vectors, configured dim is %d",
-                        ix->db_path, (long long)dim, ix->dim);
-        goto out;
     }
+    if (ver == 1 &&
+        (rc = db_exec(ix->wdb,
+                      "ALTER TABLE records ADD COLUMN gen INTEGER NOT NULL DEFAULT 1;"
+                      "ALTER TABLE changelog ADD COLUMN gen INTEGER;"
+                      "ALTER TABLE changelog ADD COLUMN cause TEXT;",
+                      err)))
+        goto out;
+    if (ver == -1) {
+        char *sql = rf_xasprintf("INSERT INTO meta (key, value) VALUES ('schema_version', %d),"
+                                 " ('created_at_ms', %lld)",
+                                 RF__INDEX_SCHEMA_VERSION, (long long)rf_now_ms());
+        rc = db_exec(ix->wdb, sql, err);
+        free(sql);
+    } else if (ver == 1) {
+        rc = db_exec(ix->wdb, "UPDATE meta SET value = 2 WHERE key = 'schema_version'", err);
+    }
+    if (rc || (rc = rf__index_gen_schema(ix, ver, ix->open_gen_desc, ix->open_dim_from_store, err)))
+        goto out;
     rc = db_exec(ix->wdb, "COMMIT", err);
 out:
     if (rc)
         sqlite3_exec(ix->wdb, "ROLLBACK", NULL, NULL, NULL);
     return rc;
+}
+
+rf_rc rf__index_db_fail(sqlite3 *db, int src, rf_err_t *err, const char *what)
+{
+    return db_fail(db, src, err, what);
+}
+
+rf_rc rf__index_db_exec(sqlite3 *db, const char *sql, rf_err_t *err)
+{
+    return db_exec(db, sql, err);
+}
+
+rf_rc rf__index_db_scalar(sqlite3 *db, const char *sql, int64_t dflt, int64_t *out, rf_err_t *err)
+{
+    return db_scalar(db, sql, dflt, out, err);
 }
 
 /* ==== In-memory mirrors (stat_mu) ==== */
@@ -315,7 +358,8 @@ rf_rc rf__index_store_open(rf_index_t *ix, rf_err_t *err)
      * of a read() each (SQLite caps the size at its compiled maximum). */
     if ((rc = db_exec(ix->wdb, "PRAGMA mmap_size = 17179869184", err)))
         goto out;
-    if ((rc = schema_init(ix, err)) || (rc = load_state(ix, err)))
+    if ((rc = schema_init(ix, err)) || (rc = load_state(ix, err)) ||
+        (rc = rf__index_lsn_load(ix, err)))
         goto out;
     for (int i = 0; i < RF__W_COUNT; i++) {
         if ((rc = db_prepare(ix->wdb, wsql[i], &ix->wst[i], err)))
@@ -362,13 +406,14 @@ void rf__index_store_close(rf_index_t *ix)
     free(ix->offs);
     ix->offs = NULL;
     ix->off_cnt = 0;
+    rf__index_lsn_free(ix);
 }
 
 /* ==== Read connections ==== */
 
 #define REC_COLS                                                                                   \
     "id, text, metadata, label, tenant, topic, \"partition\", \"offset\", event_time_ms,"          \
-    " seq, vector, source, label_score, model, content_hash, source_pos, updated_at_ms"
+    " seq, vector, source, label_score, model, content_hash, source_pos, updated_at_ms, gen"
 
 static rf_rc rconn_open(rf_index_t *ix, rf__index_rconn_t **out, rf_err_t *err)
 {
@@ -538,6 +583,8 @@ typedef struct apply_ctx {
     size_t touch_n, touch_cap;
     int64_t *rm; /* vids that were in FAISS before the batch */
     size_t rm_n, rm_cap;
+    rf_index_lsn_t *lsn; /* sources whose highest LSN the batch raises (index_lsn.c) */
+    size_t lsn_n;
 } apply_ctx_t;
 
 static void ctx_touch(apply_ctx_t *c, int64_t vid, const rf_index_op_t *op, int existed)
@@ -593,6 +640,11 @@ static rf_rc validate_batch(const rf_index_t *ix, const rf_index_batch_t *b, rf_
                 (op->metadata_json &&
                  (rc = check_str(op->metadata_json, RF__INDEX_TEXT_MAX, i, "metadata", err))))
                 return rc;
+            if (op->gen && op->gen != ix->gen_active &&
+                !(op->vec2 && op->gen2 == ix->gen_active))
+                return rf_err_set(err, RF_EINVAL,
+                                  "batch op %zu (%s): no vector of the active generation %lld", i,
+                                  op->id, (long long)ix->gen_active);
             for (int d = 0; d < ix->dim; d++) {
                 if (!isfinite(op->vec[d]))
                     return rf_err_set(err, RF_EINVAL, "batch op %zu (%s): vec[%d] is not finite", i,
@@ -626,6 +678,20 @@ static rf_rc validate_batch(const rf_index_t *ix, const rf_index_batch_t *b, rf_
         if (!o->topic || o->partition < 0 || o->next_offset < 0)
             return rf_err_set(err, RF_EINVAL, "batch offset %zu: bad topic/partition/offset", i);
     }
+    if (b->gen && (b->gen != ix->gen_second || ix->gen_second_state != RF_INDEX_GEN_BUILDING))
+        return rf_err_set(err, RF_EINVAL, "batch: generation %lld is not being built",
+                          (long long)b->gen);
+    if (b->genvec_cnt && (!b->genvecs || !b->gen))
+        return rf_err_set(err, RF_EINVAL, "batch: generation vectors without their generation");
+    for (size_t i = 0; i < b->genvec_cnt; i++) {
+        if (!b->genvecs[i].vec)
+            return rf_err_set(err, RF_EINVAL, "batch generation vector %zu: NULL vec", i);
+        for (int d = 0; d < ix->gen_second_dim; d++) {
+            if (!isfinite(b->genvecs[i].vec[d]))
+                return rf_err_set(err, RF_EINVAL,
+                                  "batch generation vector %zu: vec[%d] is not finite", i, d);
+        }
+    }
     return RF_OK;
 }
 
@@ -653,6 +719,7 @@ static void bind_record(rf_index_t *ix, sqlite3_stmt *st, const rf_index_op_t *o
     sqlite3_bind_int64(st, 17, op->offset);
     sqlite3_bind_int64(st, 18, seq);
     sqlite3_bind_int64(st, 19, now);
+    sqlite3_bind_int64(st, 20, ix->gen_active);
 }
 
 /* Writes one changelog row: the full image for an upsert, the key, the removed record's
@@ -685,6 +752,8 @@ static rf_rc log_row(rf_index_t *ix, int64_t seq, const rf_index_op_t *op, int i
     sqlite3_bind_int(st, 17, op->partition);
     sqlite3_bind_int64(st, 18, op->offset);
     sqlite3_bind_int64(st, 19, now);
+    if (!is_delete)
+        sqlite3_bind_int64(st, 20, ix->gen_active);
     return st_run(ix->wdb, st, err, "insert changelog");
 }
 
@@ -736,7 +805,8 @@ static rf_rc apply_upsert(rf_index_t *ix, apply_ctx_t *c, const rf_index_op_t *o
         vid = sqlite3_last_insert_rowid(ix->wdb);
         (*rec_delta)++;
     }
-    if ((rc = log_row(ix, *seq, op, 0, op->id, vid, op->source, op->tenant, now, err)))
+    if ((rc = log_row(ix, *seq, op, 0, op->id, vid, op->source, op->tenant, now, err)) ||
+        (rc = rf__index_gen_apply_op(ix, op, vid, *seq, err)))
         return rc;
     ctx_touch(c, vid, op, existed);
     return RF_OK;
@@ -756,6 +826,9 @@ static rf_rc apply_delete(rf_index_t *ix, apply_ctx_t *c, const rf_index_op_t *o
         goto out;
     sqlite3_bind_int64(st, 1, vid);
     if ((rc = st_run(ix->wdb, st, err, "delete record")))
+        goto out;
+    sqlite3_bind_int64(ix->wst[RF__W_GV_DELETE], 1, vid);
+    if ((rc = st_run(ix->wdb, ix->wst[RF__W_GV_DELETE], err, "delete generation vectors")))
         goto out;
     (*seq)++;
     (*rec_delta)--;
@@ -802,6 +875,9 @@ static rf_rc apply_truncate(rf_index_t *ix, apply_ctx_t *c, const rf_index_op_t 
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
+        sqlite3_bind_int64(ix->wst[RF__W_GV_DELETE], 1, g[i].vid);
+        if ((rc = st_run(ix->wdb, ix->wst[RF__W_GV_DELETE], err, "delete generation vectors")))
+            goto out;
         (*seq)++;
         (*rec_delta)--;
         if ((rc = log_row(ix, *seq, op, 1, g[i].id ? g[i].id : "", g[i].vid, op->source,
@@ -865,6 +941,11 @@ static rf_rc apply_txn(rf_index_t *ix, const rf_index_batch_t *b, apply_ctx_t *c
         if ((rc = st_run(ix->wdb, st, err, "store offset")))
             goto out;
     }
+    if ((rc = rf__index_gen_apply_batch(ix, b, err)))
+        goto out;
+    /* INVARIANT(fresh-is-measurable): the source positions commit with the batch. */
+    if ((rc = rf__index_lsn_store(ix, c->lsn, c->lsn_n, err)))
+        goto out;
     if (*newest > newest_in) {
         sqlite3_stmt *st = ix->wst[RF__W_META_SET];
         bind_text(st, 1, "newest_event_time_ms");
@@ -908,17 +989,68 @@ static void apply_vectors(rf_index_t *ix, apply_ctx_t *c, int64_t seq)
     free(add);
 }
 
-rf_rc rf_index_apply(rf_index_t *ix, const rf_index_batch_t *batch, int64_t *seq_out, rf_err_t *err)
+/* The batch with every upsert's vectors in place: vec (and model, content hash) of the
+ * active generation, vec2 of the second one (dropped when no second generation takes
+ * it).  *norm (caller frees) holds the ops when any had to change. */
+static const rf_index_batch_t *batch_normalise(const rf_index_t *ix, const rf_index_batch_t *b,
+                                               rf_index_batch_t *copy, rf_index_op_t **norm)
 {
+    int need = 0;
+    *norm = NULL;
+    for (size_t i = 0; i < b->op_cnt && !need; i++) {
+        const rf_index_op_t *op = &b->ops[i];
+        need = op->kind == RF_INDEX_UPSERT &&
+               ((op->gen && op->gen != ix->gen_active) ||
+                (op->vec2 && (!ix->gen_second || op->gen2 != ix->gen_second)));
+    }
+    if (!need)
+        return b;
+    *norm = rf_xmalloc(b->op_cnt * sizeof(**norm));
+    for (size_t i = 0; i < b->op_cnt; i++) {
+        rf_index_op_t *o = &(*norm)[i];
+        *o = b->ops[i];
+        if (o->kind != RF_INDEX_UPSERT)
+            continue;
+        if (o->gen && o->gen != ix->gen_active) {
+            /* validate_batch made sure vec2 is the active generation's. */
+            const float *v = o->vec;
+            const uint8_t *h = o->content_hash;
+            const char *m = o->model;
+            int64_t g = o->gen;
+            o->vec = o->vec2;
+            o->content_hash = o->content_hash2;
+            o->model = o->model2;
+            o->gen = o->gen2;
+            o->vec2 = v;
+            o->content_hash2 = h;
+            o->model2 = m;
+            o->gen2 = g;
+        }
+        if (o->vec2 && (!ix->gen_second || o->gen2 != ix->gen_second))
+            o->vec2 = NULL;
+    }
+    *copy = *b;
+    copy->ops = *norm;
+    return copy;
+}
+
+rf_rc rf_index_apply(rf_index_t *ix, const rf_index_batch_t *batch_in, int64_t *seq_out,
+                     rf_err_t *err)
+{
+    rf_index_batch_t copy;
+    rf_index_op_t *norm = NULL;
+    const rf_index_batch_t *batch;
     apply_ctx_t c = {0};
     int64_t seq, rec_delta = 0, newest;
     rf_rc rc;
-    if (!ix || !batch)
+    if (!ix || !batch_in)
         return rf_err_set(err, RF_EINVAL, "rf_index_apply: NULL argument");
-    if ((rc = validate_batch(ix, batch, err)))
+    if ((rc = validate_batch(ix, batch_in, err)))
         return rc;
+    batch = batch_normalise(ix, batch_in, &copy, &norm);
     seq = ix->wseq;
     newest = ix->newest_event_ms; /* written only by this thread */
+    c.lsn_n = rf__index_lsn_collect(ix, batch, &c.lsn);
     if ((rc = apply_txn(ix, batch, &c, &seq, &rec_delta, &newest, err)))
         goto out;
     ix->wseq = seq;
@@ -930,6 +1062,8 @@ rf_rc rf_index_apply(rf_index_t *ix, const rf_index_batch_t *batch, int64_t *seq
     for (size_t i = 0; i < batch->offset_cnt; i++)
         off_set_locked(ix, batch->offsets[i].topic, batch->offsets[i].partition,
                        batch->offsets[i].next_offset);
+    for (size_t i = 0; i < c.lsn_n; i++)
+        rf__index_lsn_set_locked(ix, c.lsn[i].source, c.lsn[i].lsn);
     pthread_mutex_unlock(&ix->stat_mu);
     /* INVARIANT(index-is-a-view): the vector index follows the committed store, never
      * leads it; the in-memory change cannot fail once the batch is durable. */
@@ -939,6 +1073,8 @@ rf_rc rf_index_apply(rf_index_t *ix, const rf_index_batch_t *batch, int64_t *seq
 out:
     free(c.touch);
     free(c.rm);
+    free(c.lsn);
+    free(norm);
     return rc;
 }
 
@@ -1007,7 +1143,8 @@ static json_t *record_json(sqlite3_stmt *st)
     return o;
 }
 
-rf_rc rf_index_vector_by_hash(rf_index_t *ix, const uint8_t hash[32], float *out, rf_err_t *err)
+rf_rc rf_index_vector_by_hash(rf_index_t *ix, const uint8_t hash[32], int dim, float *out,
+                              rf_err_t *err)
 {
     rf__index_rconn_t *c = NULL;
     sqlite3_stmt *st = NULL;
@@ -1020,8 +1157,9 @@ rf_rc rf_index_vector_by_hash(rf_index_t *ix, const uint8_t hash[32], float *out
         return rc;
     rc = RF_ENOTFOUND;
     src = sqlite3_prepare_v2(c->db,
-                             "SELECT vector FROM records WHERE content_hash = ?1 AND dim = ?2 "
-                             "LIMIT 1",
+                             "SELECT vector FROM records WHERE content_hash = ?1 AND dim = ?2"
+                             " UNION ALL SELECT vector FROM gen_vectors WHERE content_hash = ?1"
+                             " AND length(vector) = ?2 * 4 LIMIT 1",
                              -1, &st, NULL);
     if (src != SQLITE_OK) {
         rc = db_fail(c->db, src, err, "prepare the content-hash lookup");
@@ -1029,12 +1167,12 @@ rf_rc rf_index_vector_by_hash(rf_index_t *ix, const uint8_t hash[32], float *out
         goto out;
     }
     sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
-    sqlite3_bind_int(st, 2, ix->dim);
+    sqlite3_bind_int(st, 2, dim);
     src = sqlite3_step(st);
     if (src == SQLITE_ROW) {
         const void *blob = sqlite3_column_blob(st, 0);
         size_t n = (size_t)sqlite3_column_bytes(st, 0);
-        if (blob && n == (size_t)ix->dim * sizeof(float)) {
+        if (blob && dim > 0 && n == (size_t)dim * sizeof(float)) {
             memcpy(out, blob, n);
             rc = RF_OK;
         }
@@ -1082,12 +1220,14 @@ rf_rc rf_index_record_get(rf_index_t *ix, const char *id, char **json, rf_err_t 
 }
 
 rf_rc rf__index_store_hits(rf_index_t *ix, const float *q, const int64_t *vids, const float *scores,
-                           size_t n, size_t need, int64_t snap_seq, const rf__index_filter_t *flt,
-                           rf_index_hit_t *hits, size_t *got, rf_err_t *err)
+                           size_t n, size_t need, const rf__index_snap_t *snap,
+                           const rf__index_filter_t *flt, int want_vec, rf_index_hit_t *hits,
+                           size_t *got, rf_err_t *err)
 {
     int rescored = 0;
     rf__index_rconn_t *c = NULL;
-    size_t vbytes = (size_t)ix->dim * sizeof(float);
+    int64_t snap_seq = snap->pos.seq;
+    size_t vbytes = (size_t)snap->dim * sizeof(float);
     size_t m = 0;
     rf_rc rc;
     int src, broken = 0;
@@ -1128,7 +1268,8 @@ rf_rc rf__index_store_hits(rf_index_t *ix, const float *q, const int64_t *vids, 
              * if it still satisfies the filter. */
             const float *v = sqlite3_column_blob(st, 10);
             float s = 0.0f;
-            if (!v || (size_t)sqlite3_column_bytes(st, 10) != vbytes) {
+            int same_gen = sqlite3_column_int64(st, 17) == snap->gen;
+            if (same_gen && (!v || (size_t)sqlite3_column_bytes(st, 10) != vbytes)) {
                 sqlite3_reset(st);
                 continue;
             }
@@ -1145,13 +1286,17 @@ rf_rc rf__index_store_hits(rf_index_t *ix, const float *q, const int64_t *vids, 
                     continue;
                 }
             }
-            for (int d = 0; d < ix->dim; d++) {
-                float x;
-                memcpy(&x, (const char *)v + (size_t)d * sizeof(float), sizeof(x));
-                s += x * q[d];
+            /* A row re-embedded for another generation after the snapshot keeps the
+             * score of the snapshot's vector: its text is the same. */
+            if (same_gen) {
+                for (int d = 0; d < snap->dim; d++) {
+                    float x;
+                    memcpy(&x, (const char *)v + (size_t)d * sizeof(float), sizeof(x));
+                    s += x * q[d];
+                }
+                h->score = s;
+                rescored = 1;
             }
-            h->score = s;
-            rescored = 1;
         }
         h->id = col_dup(st, 0);
         h->text = col_dup(st, 1);
@@ -1163,6 +1308,16 @@ rf_rc rf__index_store_hits(rf_index_t *ix, const float *q, const int64_t *vids, 
         h->offset = sqlite3_column_int64(st, 7);
         h->event_time_ms = sqlite3_column_int64(st, 8);
         h->seq = row_seq;
+        if (want_vec) {
+            /* The stored vector of the version returned, of whatever generation. */
+            const void *vb = sqlite3_column_blob(st, 10);
+            size_t nb = (size_t)sqlite3_column_bytes(st, 10);
+            if (vb && nb >= sizeof(float) && nb % sizeof(float) == 0) {
+                h->vec = rf_xmalloc(nb);
+                memcpy(h->vec, vb, nb);
+                h->dim = (int)(nb / sizeof(float));
+            }
+        }
         if (!h->id)
             h->id = rf_xstrdup("");
         if (!h->text)
@@ -1238,6 +1393,12 @@ char *rf_index_status_json(rf_index_t *ix)
     json_object_set_new(o, "dead_letters", json_integer(ix->dead_cnt));
     json_object_set_new(o, "checkpoint_seq", json_integer(ix->ckpt_seq));
     json_object_set_new(o, "newest_event_time_ms", json_integer(ix->newest_event_ms));
+    {
+        json_t *lsn = json_object();
+        for (size_t i = 0; i < ix->lsn_cnt; i++)
+            json_object_set_new(lsn, ix->lsns[i].source, json_integer(ix->lsns[i].lsn));
+        json_object_set_new(o, "lsn", lsn);
+    }
     pthread_mutex_unlock(&ix->stat_mu);
     json_object_set_new(o, "index_seq", json_integer(snap_seq));
     json_object_set_new(o, "vectors", json_integer(live));

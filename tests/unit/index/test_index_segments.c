@@ -200,7 +200,7 @@ static void check_search(rf_index_t *ix, const model_t *m, const run_t *r, uint6
     float q[DIM];
     mfilter_t mf;
     qfilter_t qf;
-    rf_index_query_t query;
+    rf_index_query_t query = {0};
     rf_index_results_t res;
     rf_err_t err = {0};
     scored_t *all = rf_xmalloc((size_t)m->n * sizeof(*all));

@@ -542,12 +542,12 @@ static void test_vector_by_hash(void)
     op = tl_upsert("s:h", "s", "h", v);
     op.content_hash = h1;
     RF_REQUIRE(tl_apply(ix, &op, 1, NULL, 0, NULL) == RF_OK);
-    RF_CHECK_INT(rf_index_vector_by_hash(ix, h1, got, NULL), RF_OK);
+    RF_CHECK_INT(rf_index_vector_by_hash(ix, h1, DIM, got, NULL), RF_OK);
     RF_CHECK(memcmp(got, v, sizeof(v)) == 0);
-    RF_CHECK_INT(rf_index_vector_by_hash(ix, h2, got, NULL), RF_ENOTFOUND);
+    RF_CHECK_INT(rf_index_vector_by_hash(ix, h2, DIM, got, NULL), RF_ENOTFOUND);
     op = tl_delete("s:h", "s");
     RF_REQUIRE(tl_apply(ix, &op, 1, NULL, 0, NULL) == RF_OK);
-    RF_CHECK_INT(rf_index_vector_by_hash(ix, h1, got, NULL), RF_ENOTFOUND);
+    RF_CHECK_INT(rf_index_vector_by_hash(ix, h1, DIM, got, NULL), RF_ENOTFOUND);
     rf_index_close(ix);
     rf_test_rmtree(dir);
     free(dir);
