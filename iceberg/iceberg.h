@@ -24,11 +24,16 @@ typedef struct rf_iceberg_exporter rf_iceberg_exporter_t;
  * under iceberg.warehouse, default `<state.dir>/warehouse`; catalog iceberg.catalog,
  * default `<state.dir>/catalog.db`, rows named iceberg.catalog.name), creates the
  * namespace and table when missing, evolves the schema when iceberg.columns or
- * iceberg.include.vectors ask for columns the table lacks, and opens the store's
- * changelog (`<state.dir>/store.db`, which must exist: start it after rf_index_open).
+ * iceberg.include.vectors ask for columns the table lacks (and adds the base columns
+ * that a table made by an older release lacks), and opens the store's changelog
+ * (`<state.dir>/store.db`, which must exist: start it after rf_index_open).
  * Then, every iceberg.commit.interval.ms or as soon as iceberg.commit.rows rows are
- * waiting, it appends one snapshot.  Failures are retried with backoff and counted;
- * see rf_iceberg_exporter_unready.
+ * waiting, it appends one snapshot.  Rows that a model generation switch wrote (a
+ * re-embedding or a rollback) never share a snapshot with rows of events: a commit is
+ * cut where the cause changes, the rest follows at once, and the summary says which
+ * it is (ragfeed.cause = events | reembed; a reembed snapshot also carries
+ * ragfeed.embedding-generation, the generation of its vectors).  Failures are retried
+ * with backoff and counted; see rf_iceberg_exporter_unready.
  * cfg is borrowed and must outlive the exporter.  When iceberg.enabled is false, *out is
  * set to NULL and RF_OK returned (the callbacks below accept NULL).
  * Errors: RF_ECONFIG (bad iceberg.* values), RF_EUNAVAIL (catalog cannot be opened or
@@ -95,8 +100,11 @@ rf_rc rf_iceberg_history_open(const rf_conf_t *cfg, rf_iceberg_history_t **out, 
 void rf_iceberg_history_close(rf_iceberg_history_t *h);
 
 /* One line per snapshot, oldest first: {"snapshot_id","timestamp_ms","time","parent_id",
- * "operation","added_records","total_records","added_files","total_files","seq",
- * "offsets":{"topic/partition":next_offset},"current"}. */
+ * "operation","cause","embedding_generation","added_records","total_records",
+ * "added_files","total_files","seq","offsets":{"topic/partition":next_offset},"current"}.
+ * cause is "events" or "reembed" for the exporter's snapshots, null for others
+ * (maintenance, older releases); embedding_generation is a reembed snapshot's
+ * generation, else null. */
 rf_rc rf_iceberg_history_snapshots(rf_iceberg_history_t *h, rf_iceberg_line_fn fn, void *opaque,
                                    rf_err_t *err);
 

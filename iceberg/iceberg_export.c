@@ -2,9 +2,11 @@
  * position, writes one Parquet file per day partition (rolled at the target size),
  * appends a snapshot whose summary records the position reached (ragfeed.seq) and the
  * Kafka offsets it corresponds to (ragfeed.offsets), on its own thread every commit
- * interval or row count.  Upholds INVARIANT(history-exported-once): the start point is
- * read from the table at every cycle and the commit is a compare-and-swap, so a crash
- * leaves orphan files at most and a lost race is redone from the new position.
+ * interval or row count; rows of a model generation switch get snapshots of their own,
+ * marked in the summary (ragfeed.cause, ragfeed.embedding-generation).  Upholds
+ * INVARIANT(history-exported-once): the start point is read from the table at every
+ * cycle and the commit is a compare-and-swap, so a crash leaves orphan files at most and
+ * a lost race is redone from the new position.
  */
 #include "iceberg/iceberg.h"
 
@@ -72,6 +74,13 @@ typedef struct cycle {
     size_t noffs;
     int64_t start_seq, last_seq, rows;
     int64_t gap_rows; /* seqs missing from the changelog (pruned before export) */
+    /* What the rows of this snapshot come from: set by its first row.  A row of another
+     * cause (or a re-embedding into another generation) ends the scan: it opens the next
+     * snapshot. */
+    int kind_set;
+    int reembed;
+    int64_t reembed_gen;
+    int cut; /* the scan stopped at such a boundary */
     int64_t file_no;
     rf_iceberg_pq_opts_t opts;
     rf_iceberg_pq_kv_t kv[1];
@@ -88,6 +97,7 @@ struct rf_iceberg_exporter {
     int64_t next_due_ms; /* monotonic time of the next interval commit */
     int64_t retry_at_ms; /* monotonic; backoff after a failure */
     int ahead_logged;    /* the table-ahead-of-store error was logged */
+    int cut;             /* the last cycle stopped where the cause changed: more is due now */
     /* Thread control and status, under mu. */
     pthread_t thr;
     int thr_started;
@@ -95,6 +105,7 @@ struct rf_iceberg_exporter {
     pthread_cond_t cond; /* the exporter waits on it for work */
     pthread_cond_t done; /* flush waits on it for progress */
     int stop, kick;
+    int64_t flush_seq; /* a flush waits for this seq: export without waiting the interval */
     int64_t snapshot_id, exported_seq, store_seq;
     int64_t rows, files, bytes, commits, failures, consecutive, gap_rows;
     int64_t last_commit_ms, last_commit_dur_ms;
@@ -291,6 +302,10 @@ static void fill_row(cycle_t *c, const rf_index_change_t *chg, json_t **meta)
         case RF_ICEBERG_H_SOURCE_POSITION:
             set_str(v, chg->source_pos);
             break;
+        case RF_ICEBERG_H_EMBEDDING_GENERATION:
+            v->is_null = !chg->vec || chg->gen <= 0;
+            v->v.i64 = chg->gen;
+            break;
         case RF_ICEBERG_H_PROMOTED:
             if (!*meta && chg->metadata_json)
                 *meta = json_loads(chg->metadata_json, JSON_DECODE_ANY, NULL);
@@ -484,6 +499,16 @@ static rf_rc write_change(void *opaque, const rf_index_change_t *chg, rf_err_t *
     size_t idx = SIZE_MAX;
     rf_rc rc;
 
+    /* A re-embedding is visible in the history as snapshots of its own: rows of a
+     * generation switch and rows of events never share one. */
+    if (!c->kind_set) {
+        c->kind_set = 1;
+        c->reembed = chg->reembed;
+        c->reembed_gen = chg->reembed ? chg->gen : 0;
+    } else if (chg->reembed != c->reembed || (chg->reembed && chg->gen != c->reembed_gen)) {
+        c->cut = 1;
+        return RF_ESTOPPED; /* not an error: export_cycle commits what came before */
+    }
     for (size_t i = 0; i < c->nopen; i++)
         if (c->open[i].day == day)
             idx = i;
@@ -502,7 +527,8 @@ static rf_rc write_change(void *opaque, const rf_index_change_t *chg, rf_err_t *
     scratch_clear(c);
     if (rc)
         return rc;
-    if (chg->has_kafka && chg->topic)
+    /* A switch's rows repeat each record's Kafka coordinates but consume nothing. */
+    if (chg->has_kafka && chg->topic && !chg->reembed)
         offs_note(c, chg->topic, chg->partition, chg->offset + 1);
     /* The store's seqs are contiguous; a hole means rows left the changelog before they
      * were exported.  They cannot be exported any more: say so, loudly, once. */
@@ -625,6 +651,7 @@ static rf_rc export_cycle(struct rf_iceberg_exporter *exp, int64_t *added, rf_er
     int attempt = 0, have_cycle = 0, maybe_committed = 0;
 
     *added = 0;
+    exp->cut = 0;
     memset(&c, 0, sizeof c);
     for (;;) {
         if ((rc = rf__iceberg_table_refresh(exp->t, err)))
@@ -652,6 +679,10 @@ static rf_rc export_cycle(struct rf_iceberg_exporter *exp, int64_t *added, rf_er
             offs_load(&c, prev_offsets);
             rc = rf_index_changelog_scan(exp->cl, start, (size_t)exp->cfg->iceberg_commit_rows,
                                          write_change, &c, NULL, err);
+            if (rc == RF_ESTOPPED && c.cut) {
+                rf_err_clear(err);
+                rc = RF_OK;
+            }
             while (!rc && c.nopen > 0)
                 rc = close_file(&c, 0, err);
             if (rc)
@@ -663,14 +694,23 @@ static rf_rc export_cycle(struct rf_iceberg_exporter *exp, int64_t *added, rf_er
         {
             rf_iceberg_data_file_t *dfs = rf_xcalloc(c.ndone, sizeof(*dfs));
             rf_iceberg_part_value_t *parts = rf_xcalloc(c.ndone, sizeof(*parts));
-            char seqtxt[24];
+            char seqtxt[24], gentxt[24];
             char *offs = offs_json(&c);
-            rf_iceberg_kv_t props[2];
+            rf_iceberg_kv_t props[4];
+            size_t nprops = 3;
             snprintf(seqtxt, sizeof seqtxt, "%" PRId64, c.last_seq);
             props[0].key = "ragfeed.seq";
             props[0].value = seqtxt;
             props[1].key = "ragfeed.offsets";
             props[1].value = offs;
+            props[2].key = "ragfeed.cause";
+            props[2].value = c.reembed ? "reembed" : "events";
+            if (c.reembed) {
+                snprintf(gentxt, sizeof gentxt, "%" PRId64, c.reembed_gen);
+                props[3].key = "ragfeed.embedding-generation";
+                props[3].value = gentxt;
+                nprops = 4;
+            }
             for (size_t i = 0; i < c.ndone; i++) {
                 parts[i].value = c.done[i].day;
                 dfs[i].path = c.done[i].path;
@@ -678,7 +718,7 @@ static rf_rc export_cycle(struct rf_iceberg_exporter *exp, int64_t *added, rf_er
                 dfs[i].partition = &parts[i];
                 dfs[i].npartition = 1;
             }
-            rc = rf__iceberg_table_append(exp->t, dfs, c.ndone, props, 2, &sid, err);
+            rc = rf__iceberg_table_append(exp->t, dfs, c.ndone, props, nprops, &sid, err);
             /* Only a lost compare-and-swap says for sure that nothing was committed. */
             maybe_committed = rc != RF_OK && rc != RF_EBUSY;
             free(dfs);
@@ -697,6 +737,7 @@ static rf_rc export_cycle(struct rf_iceberg_exporter *exp, int64_t *added, rf_er
     if (rc)
         goto out;
     *added = c.rows;
+    exp->cut = c.cut;
     {
         int64_t bytes = 0, dur = rf_mono_ms() - t0;
         double secs = (double)dur / 1000.0;
@@ -724,8 +765,9 @@ static rf_rc export_cycle(struct rf_iceberg_exporter *exp, int64_t *added, rf_er
         pthread_mutex_unlock(&exp->mu);
         RF_LOG(RF_LOG_DEBUG, RF_MOD_ICEBERG,
                "snapshot=%" PRId64 " seq=%" PRId64 " rows=%" PRId64 " files=%zu bytes=%" PRId64
-               " ms=%" PRId64 " exported",
-               sid, c.last_seq, c.rows, c.ndone, bytes, dur);
+               " ms=%" PRId64 " cause=%s gen=%" PRId64 " exported",
+               sid, c.last_seq, c.rows, c.ndone, bytes, dur, c.reembed ? "reembed" : "events",
+               c.reembed_gen);
     }
     cycle_fini(&c, 0);
     return RF_OK;
@@ -849,7 +891,7 @@ static void *exporter_main(void *arg)
     exp->next_due_ms = rf_mono_ms() + cfg->iceberg_commit_interval_ms;
     for (;;) {
         int64_t now = rf_mono_ms(), max_seq = 0, exported, pending, added = 0;
-        int stopping, kicked, due;
+        int stopping, kicked, flushing, due;
         rf_err_t err = {0};
 
         pthread_mutex_lock(&exp->mu);
@@ -857,6 +899,7 @@ static void *exporter_main(void *arg)
         kicked = exp->kick;
         exp->kick = 0;
         exported = exp->exported_seq;
+        flushing = exported < exp->flush_seq;
         pthread_mutex_unlock(&exp->mu);
         if (stopping)
             break;
@@ -879,7 +922,8 @@ static void *exporter_main(void *arg)
         }
         pending = max_seq - exported;
         due = pending > 0 &&
-              (kicked || pending >= cfg->iceberg_commit_rows || now >= exp->next_due_ms) &&
+              (kicked || flushing || pending >= cfg->iceberg_commit_rows ||
+               now >= exp->next_due_ms) &&
               (kicked || now >= exp->retry_at_ms);
         if (due) {
             /* The interval runs from the start of a cycle, so commits come every interval
@@ -889,8 +933,13 @@ static void *exporter_main(void *arg)
             pthread_mutex_lock(&exp->mu);
             pthread_cond_broadcast(&exp->done);
             pthread_mutex_unlock(&exp->mu);
-            if (added > 0)
+            if (added > 0) {
+                /* A commit cut where the cause changed is one commit in parts: the rest
+                 * is due now, not an interval later. */
+                if (exp->cut)
+                    exp->next_due_ms = now;
                 continue; /* more may be waiting: look again at once */
+            }
         }
         pthread_mutex_lock(&exp->mu);
         if (!exp->stop && !exp->kick) {
@@ -983,6 +1032,8 @@ rf_rc rf_iceberg_exporter_flush(rf_iceberg_exporter_t *exp, int64_t min_seq, int
     }
     pthread_mutex_lock(&exp->mu);
     exp->kick = 1;
+    if (min_seq > exp->flush_seq)
+        exp->flush_seq = min_seq;
     pthread_cond_broadcast(&exp->cond);
     while (exp->exported_seq < min_seq) {
         struct timespec ts;
@@ -1008,8 +1059,8 @@ rf_rc rf_iceberg_exporter_flush(rf_iceberg_exporter_t *exp, int64_t min_seq, int
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000L;
         }
-        /* No new kick here: after a success the exporter goes on by itself, after a
-         * failure its backoff applies. */
+        /* No new kick here: after a success the exporter goes on by itself (flush_seq
+         * keeps it going past iceberg.commit.rows), after a failure its backoff applies. */
         pthread_cond_timedwait(&exp->done, &exp->mu, &ts);
     }
     pthread_mutex_unlock(&exp->mu);

@@ -44,6 +44,8 @@ static const struct {
     [RF_ICEBERG_H_KAFKA_PARTITION] = {"kafka_partition", "int", 0, NULL},
     [RF_ICEBERG_H_KAFKA_OFFSET] = {"kafka_offset", "long", 0, NULL},
     [RF_ICEBERG_H_SOURCE_POSITION] = {"source_position", "string", 0, "LSN or binlog position"},
+    [RF_ICEBERG_H_EMBEDDING_GENERATION] = {"embedding_generation", "long", 0,
+                                           "model generation of the vector (null: no vector)"},
 };
 
 rf_iceberg_hcol rf__iceberg_hcol_by_name(const char *name)
@@ -350,12 +352,16 @@ rf_rc rf__iceberg_hist_evolve(rf_iceberg_table_t *t, const rf_conf_t *cfg, rf_er
 
     if ((rc = rf__iceberg_promoted_parse(cfg->iceberg_columns, &pc, &npc, err)))
         return rc;
-    add = rf_xcalloc(npc + 1, sizeof(*add));
+    add = rf_xcalloc(npc + 2, sizeof(*add));
     for (int attempt = 0; attempt < 5; attempt++) {
         const json_t *schema = rf__iceberg_meta_schema(t->meta);
         nadd = 0;
         if (cfg->iceberg_include_vectors && !field_type(schema, "vector"))
             add[nadd++] = hcol_field(RF_ICEBERG_H_VECTOR);
+        /* Tables created before model generations lack this base column: a new schema
+         * adds it under a new field id, and readers see null in the older files. */
+        if (!field_type(schema, "embedding_generation"))
+            add[nadd++] = hcol_field(RF_ICEBERG_H_EMBEDDING_GENERATION);
         for (size_t i = 0; i < npc; i++) {
             const char *have = field_type(schema, pc[i].name);
             if (have && strcmp(have, pc[i].type) != 0) {

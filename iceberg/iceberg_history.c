@@ -232,6 +232,7 @@ rf_rc rf_iceberg_history_snapshots(rf_iceberg_history_t *h, rf_iceberg_line_fn f
         int64_t ts = (int64_t)json_integer_value(json_object_get(s, "timestamp-ms"));
         const json_t *parent = json_object_get(s, "parent-snapshot-id");
         const char *offs = json_string_value(json_object_get(sum, "ragfeed.offsets"));
+        const char *cause;
         char tbuf[40];
         json_t *o = json_object(), *jo;
         rf__iceberg_fmt_time(ts, tbuf, sizeof tbuf);
@@ -241,6 +242,10 @@ rf_rc rf_iceberg_history_snapshots(rf_iceberg_history_t *h, rf_iceberg_line_fn f
         json_object_set_new(o, "parent_id",
                             json_is_integer(parent) ? json_copy((json_t *)parent) : json_null());
         json_object_set_new(o, "operation", json_copy(json_object_get(sum, "operation")));
+        cause = json_string_value(json_object_get(sum, "ragfeed.cause"));
+        json_object_set_new(o, "cause", cause ? json_string(cause) : json_null());
+        json_object_set_new(o, "embedding_generation",
+                            summary_int(sum, "ragfeed.embedding-generation"));
         json_object_set_new(o, "added_records", summary_int(sum, "added-records"));
         json_object_set_new(o, "total_records", summary_int(sum, "total-records"));
         json_object_set_new(o, "added_files", summary_int(sum, "added-data-files"));

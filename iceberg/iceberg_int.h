@@ -698,6 +698,8 @@ typedef enum rf_iceberg_hcol {
     RF_ICEBERG_H_KAFKA_PARTITION,
     RF_ICEBERG_H_KAFKA_OFFSET,
     RF_ICEBERG_H_SOURCE_POSITION,
+    RF_ICEBERG_H_EMBEDDING_GENERATION, /* added after the first release: older tables get it
+                                        * by schema evolution */
     RF_ICEBERG_H__COUNT,
     RF_ICEBERG_H_PROMOTED = 100, /* a metadata field promoted to a column */
     RF_ICEBERG_H_UNKNOWN = 101,  /* a column this build does not fill (left null) */
@@ -740,8 +742,9 @@ rf_rc rf__iceberg_hist_open(const rf_conf_t *cfg, const rf_iceberg_hist_conf_t *
                             rf_iceberg_catalog_t **cat, rf_iceberg_table_t **t, rf_err_t *err);
 
 /* Adds the columns cfg asks for (vector when iceberg.include.vectors, iceberg.columns)
- * that the table lacks, in one schema commit (retried on conflicts).  RF_ECONFIG when a
- * promoted column exists with another type or takes a base column's name. */
+ * and the base columns of later releases (embedding_generation) that the table lacks, in
+ * one schema commit (retried on conflicts).  RF_ECONFIG when a promoted column exists
+ * with another type or takes a base column's name. */
 rf_rc rf__iceberg_hist_evolve(rf_iceberg_table_t *t, const rf_conf_t *cfg, rf_err_t *err);
 
 /* The Parquet columns of an Iceberg schema (top-level primitives and lists of

@@ -47,10 +47,10 @@ typedef struct rf_index_op {
      * content hash.  The store keeps each vector with its generation; whichever of the two
      * is active goes to the record and the search index. */
     int64_t gen;
-    const float *vec2;              /* NULL: no second vector */
-    int64_t gen2;                   /* generation of vec2 */
-    const uint8_t *content_hash2;   /* 32 bytes or NULL */
-    const char *model2;             /* model that made vec2 */
+    const float *vec2;            /* NULL: no second vector */
+    int64_t gen2;                 /* generation of vec2 */
+    const uint8_t *content_hash2; /* 32 bytes or NULL */
+    const char *model2;           /* model that made vec2 */
 } rf_index_op_t;
 
 /* A dead letter to record in the store (the Kafka DLQ topic is ingest's business). */
@@ -226,9 +226,9 @@ typedef struct rf_index_query {
     int k;
     const rf_index_filter_t *filter; /* NULL: no filter */
     float min_score;                 /* hits scoring below are dropped; -INFINITY or -2 for none */
-    int64_t gen; /* generation vec was embedded for (0: the active one, whatever it is).
-                  * RF_EAGAIN when the index has switched to another generation: embed
-                  * the query again with the active generation's model and retry. */
+    int64_t gen;  /* generation vec was embedded for (0: the active one, whatever it is).
+                   * RF_EAGAIN when the index has switched to another generation: embed
+                   * the query again with the active generation's model and retry. */
     int want_vec; /* 1: each hit carries its stored vector (hit.vec, hit.dim) */
 } rf_index_query_t;
 
@@ -315,9 +315,9 @@ typedef struct rf_index_gen {
     int64_t gen;
     int dim;
     rf_index_gen_state state;
-    char *desc;            /* JSON object text */
-    int64_t cursor;        /* building: vids up to this one have been read for embedding */
-    int64_t tokens;        /* tokens spent building it */
+    char *desc;     /* JSON object text */
+    int64_t cursor; /* building: vids up to this one have been read for embedding */
+    int64_t tokens; /* tokens spent building it */
     int64_t created_at_ms;
     int64_t activated_at_ms; /* 0: never active */
 } rf_index_gen_t;

@@ -71,10 +71,10 @@ enum {
     RF__W_DEAD_INSERT,
     RF__W_OFF_UPSERT,
     RF__W_META_SET,
-    RF__W_GV_PUT,      /* a live-ingest vector of the second generation */
-    RF__W_GV_PUT_IF,   /* a re-embedded vector, kept only if its record is unchanged */
-    RF__W_GV_DELETE,   /* every generation vector of a vid */
-    RF__W_GEN_CURSOR,  /* a build's cursor and tokens */
+    RF__W_GV_PUT,     /* a live-ingest vector of the second generation */
+    RF__W_GV_PUT_IF,  /* a re-embedded vector, kept only if its record is unchanged */
+    RF__W_GV_DELETE,  /* every generation vector of a vid */
+    RF__W_GEN_CURSOR, /* a build's cursor and tokens */
     RF__W_COUNT
 };
 
@@ -312,15 +312,15 @@ typedef struct rf__index_filter rf__index_filter_t;
 
 /* Reads the hit rows for `vids` (search order, scores alongside) in one read
  * transaction into hits[0..*got), stopping once `need` hits are read unless a row was
- * rescored; want_vec != 0 copies each hit's stored vector into hit.vec.  A vid gone from the store is dropped; a row changed
- * after the snapshot searched (row seq > snap->pos.seq) is rescored against its current vector
- * (when it is of the snapshot's generation; a re-embedded row keeps its score)
- * and, when flt is not NULL, dropped unless it still satisfies the filter, so a hit's
- * score and attributes always belong to the version returned.  q is the query. */
+ * rescored; want_vec != 0 copies each hit's stored vector into hit.vec.  A vid gone from the store
+ * is dropped; a row changed after the snapshot searched (row seq > snap->pos.seq) is rescored
+ * against its current vector (when it is of the snapshot's generation; a re-embedded row keeps its
+ * score) and, when flt is not NULL, dropped unless it still satisfies the filter, so a hit's score
+ * and attributes always belong to the version returned.  q is the query. */
 rf_rc rf__index_store_hits(rf_index_t *ix, const float *q, const int64_t *vids, const float *scores,
                            size_t n, size_t need, const rf__index_snap_t *snap,
-                           const rf__index_filter_t *flt, int want_vec,
-                           rf_index_hit_t *hits, size_t *got, rf_err_t *err);
+                           const rf__index_filter_t *flt, int want_vec, rf_index_hit_t *hits,
+                           size_t *got, rf_err_t *err);
 
 /* ==== index_lsn.c ==== */
 

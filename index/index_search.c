@@ -542,8 +542,8 @@ rf_rc rf_index_query(rf_index_t *ix, const rf_index_query_t *q, rf_index_results
             scores[i] = cands[i].score;
         }
         hits = rf_xcalloc(ncand ? ncand : 1, sizeof(*hits));
-        if ((rc = rf__index_store_hits(ix, q->vec, vids, scores, ncand, (size_t)q->k, snap,
-                                       flt, q->want_vec, hits, &got, err)))
+        if ((rc = rf__index_store_hits(ix, q->vec, vids, scores, ncand, (size_t)q->k, snap, flt,
+                                       q->want_vec, hits, &got, err)))
             goto out;
         if (got >= (size_t)q->k || ncand < want || attempt == 3)
             break;

@@ -227,12 +227,11 @@ static rf_rc schema_init(rf_index_t *ix, rf_err_t *err)
                         ix->db_path, (long long)ver, RF__INDEX_SCHEMA_VERSION);
         goto out;
     }
-    if (ver == 1 &&
-        (rc = db_exec(ix->wdb,
-                      "ALTER TABLE records ADD COLUMN gen INTEGER NOT NULL DEFAULT 1;"
-                      "ALTER TABLE changelog ADD COLUMN gen INTEGER;"
-                      "ALTER TABLE changelog ADD COLUMN cause TEXT;",
-                      err)))
+    if (ver == 1 && (rc = db_exec(ix->wdb,
+                                  "ALTER TABLE records ADD COLUMN gen INTEGER NOT NULL DEFAULT 1;"
+                                  "ALTER TABLE changelog ADD COLUMN gen INTEGER;"
+                                  "ALTER TABLE changelog ADD COLUMN cause TEXT;",
+                                  err)))
         goto out;
     if (ver == -1) {
         char *sql = rf_xasprintf("INSERT INTO meta (key, value) VALUES ('schema_version', %d),"
@@ -640,8 +639,7 @@ static rf_rc validate_batch(const rf_index_t *ix, const rf_index_batch_t *b, rf_
                 (op->metadata_json &&
                  (rc = check_str(op->metadata_json, RF__INDEX_TEXT_MAX, i, "metadata", err))))
                 return rc;
-            if (op->gen && op->gen != ix->gen_active &&
-                !(op->vec2 && op->gen2 == ix->gen_active))
+            if (op->gen && op->gen != ix->gen_active && !(op->vec2 && op->gen2 == ix->gen_active))
                 return rf_err_set(err, RF_EINVAL,
                                   "batch op %zu (%s): no vector of the active generation %lld", i,
                                   op->id, (long long)ix->gen_active);

@@ -13,10 +13,17 @@
 
 typedef struct rf_serve rf_serve_t;
 
-/* Embeds a query text into out[dim].  Called from HTTP threads; must be thread-safe.
- * Returns RF_OK or an error with details in err. */
-typedef rf_rc (*rf_serve_embed_fn)(void *opaque, const char *text, size_t len, float *out,
-                                   rf_err_t *err);
+/* Embeds a query text into out[dim] with the embedder of model generation gen (the one
+ * the index serves; see rf_index_gen_active).  Called from HTTP threads; must be
+ * thread-safe.  Returns RF_OK, RF_EAGAIN when that generation's embedder is gone (the
+ * index switched meanwhile: the server asks again), or an error with details in err. */
+typedef rf_rc (*rf_serve_embed_fn)(void *opaque, int64_t gen, const char *text, size_t len,
+                                   float *out, int dim, rf_err_t *err);
+
+/* Answers a request under /v1/admin/ (the server has checked admin rights): the method,
+ * the path and the body.  Returns the HTTP status and *json, the answer (malloc'd). */
+typedef int (*rf_serve_admin_fn)(void *opaque, const char *method, const char *path,
+                                 const char *body, size_t len, char **json);
 
 /* Counters the pipeline exposes in /metrics and /v1/status; read with relaxed atomics
  * from HTTP threads, written by the pipeline.  Owned by the caller; must outlive the
@@ -56,6 +63,8 @@ typedef struct rf_serve_opts {
     rf_index_t *ix;          /* borrowed; must outlive the server */
     rf_serve_embed_fn embed; /* required */
     void *embed_opaque;
+    rf_serve_admin_fn admin; /* /v1/admin/...; NULL: 404 */
+    void *admin_opaque;
     rf_serve_counters_t *counters;      /* borrowed; may be NULL */
     const rf_serve_section_t *sections; /* borrowed array; may be NULL */
     size_t section_cnt;

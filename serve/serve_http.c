@@ -150,6 +150,8 @@ static rf__serve_route route_of(const char *url)
         return RF__SERVE_R_METRICS;
     if (!strcmp(url, "/"))
         return RF__SERVE_R_PAGE;
+    if (!strncmp(url, "/v1/admin/", 10))
+        return RF__SERVE_R_ADMIN;
     return RF__SERVE_R_OTHER;
 }
 
@@ -161,11 +163,13 @@ static int route_posts(rf__serve_route route)
 /* The Allow header of a route; GET routes also answer HEAD. */
 static const char *route_allow(rf__serve_route route)
 {
-    return route_posts(route) ? "POST" : "GET, HEAD";
+    return route == RF__SERVE_R_ADMIN ? "GET, POST" : route_posts(route) ? "POST" : "GET, HEAD";
 }
 
 static int method_ok(rf__serve_route route, const char *method)
 {
+    if (route == RF__SERVE_R_ADMIN)
+        return !strcmp(method, "POST") || !strcmp(method, "GET");
     if (route_posts(route))
         return !strcmp(method, "POST");
     return !strcmp(method, "GET") || !strcmp(method, "HEAD");
@@ -180,7 +184,8 @@ static int route_open(rf__serve_route route)
 /* With keys, these show every tenant's figures, so they need admin rights. */
 static int route_admin(rf__serve_route route)
 {
-    return route == RF__SERVE_R_STATUS || route == RF__SERVE_R_METRICS;
+    return route == RF__SERVE_R_STATUS || route == RF__SERVE_R_METRICS ||
+           route == RF__SERVE_R_ADMIN;
 }
 
 /* The client's address as text, for rate buckets without keys. */
@@ -269,11 +274,29 @@ static rf_rc run_query(req_t *rq, rf_index_results_t *res, rf__serve_fail_t *f)
     float *vec = sreq->vec;
     rf_err_t err;
     rf_rc rc = RF_OK;
+    int64_t gen;
+    int dim = 0, attempts = 0;
 
     rf_err_clear(&err);
-    if (!vec) {
-        vec = rf_xcalloc((size_t)srv->opts.dim, sizeof(float));
-        rc = srv->opts.embed(srv->opts.embed_opaque, sreq->query, sreq->query_len, vec, &err);
+    /* The query is embedded for the model generation the index serves; when the index
+     * switches generations in between, it says so (RF_EAGAIN) and the query is embedded
+     * again for the new one. */
+again:
+    gen = rf_index_gen_active(srv->opts.ix, &dim);
+    if (sreq->vec && sreq->vec_dim != dim) {
+        rc = rf__serve_fail(f, RF__SERVE_E_BAD_REQUEST,
+                            "vector has %d dimensions; the index holds %d-dimensional vectors",
+                            sreq->vec_dim, dim);
+        goto out;
+    }
+    if (!sreq->vec) {
+        if (vec != sreq->vec)
+            free(vec);
+        vec = rf_xcalloc((size_t)dim, sizeof(float));
+        rc = srv->opts.embed(srv->opts.embed_opaque, gen, sreq->query, sreq->query_len, vec, dim,
+                             &err);
+        if (rc == RF_EAGAIN && ++attempts < 4)
+            goto again;
         if (rc) {
             /* A provider that is down or throttling is worth retrying; anything else is
              * a failure of the embedding call itself. */
@@ -284,7 +307,7 @@ static rf_rc run_query(req_t *rq, rf_index_results_t *res, rf__serve_fail_t *f)
                            "embedding the query failed: %s", err.msg[0] ? err.msg : rf_rc_msg(rc));
             goto out;
         }
-        if (rf__serve_vec_normalize(vec, srv->opts.dim) != RF_OK) {
+        if (rf__serve_vec_normalize(vec, dim) != RF_OK) {
             RF_LOG(RF_LOG_WARN, RF_MOD_SERVE, "the embedder returned a zero or non-finite vector");
             rc = rf__serve_fail(f, RF__SERVE_E_EMBED_FAILED,
                                 "the embedder returned a zero or non-finite vector");
@@ -302,9 +325,15 @@ static rf_rc run_query(req_t *rq, rf_index_results_t *res, rf__serve_fail_t *f)
     q.k = sreq->k;
     q.filter = &flt;
     q.min_score = sreq->min_score;
+    q.want_vec = (sreq->include & RF__SERVE_INC_VECTOR) != 0;
     /* INVARIANT(fresh-is-measurable): the results carry the position of the very index
      * state that was searched, so the offsets reported are never ahead of it. */
+    q.gen = gen;
     rc = rf_index_query(srv->opts.ix, &q, res, &err);
+    if (rc == RF_EAGAIN && ++attempts < 4) {
+        rf_err_clear(&err);
+        goto again;
+    }
     if (rc == RF_EINVAL || rc == RF_ETOOBIG) {
         /* The parser bounds filters below the index's limits; say what the index said. */
         rf__serve_fail(f, RF__SERVE_E_BAD_FILTER, "%s", err.msg[0] ? err.msg : rf_rc_msg(rc));
@@ -417,8 +446,9 @@ static void *wait_main(void *arg)
         }
         if (left < 0)
             left = 0;
-        rc = rf_index_position_wait(srv->opts.ix, s->min_seq, s->want, s->want_cnt,
-                                    left < RF_SERVE_WAIT_SLICE_MS ? left : RF_SERVE_WAIT_SLICE_MS);
+        rc = rf_index_position_wait_lsn(
+            srv->opts.ix, s->min_seq, s->want, s->want_cnt, s->lsns, s->lsn_cnt,
+            left < RF_SERVE_WAIT_SLICE_MS ? left : RF_SERVE_WAIT_SLICE_MS);
         if (rc == RF_OK || left <= RF_SERVE_WAIT_SLICE_MS)
             break;
     }
@@ -504,12 +534,18 @@ static enum MHD_Result handle_query(req_t *rq, int kind)
                                   memory_order_relaxed);
         return answer_query(rq);
     }
-    if (rf__serve_request_parse(rq->body.ptr ? rq->body.ptr : "", rq->body.len, kind, &srv->lim, s,
-                                &f) != RF_OK)
-        return reply_fail(rq, &f);
+    {
+        /* A given vector must have the dimension of the generation the index serves. */
+        rf__serve_limits_t lim = srv->lim;
+        rf_index_gen_active(srv->opts.ix, &lim.dim);
+        if (rf__serve_request_parse(rq->body.ptr ? rq->body.ptr : "", rq->body.len, kind, &lim, s,
+                                    &f) != RF_OK)
+            return reply_fail(rq, &f);
+    }
     if (s->has_position) {
         /* Already there: no thread, no suspension. */
-        if (rf_index_position_wait(srv->opts.ix, s->min_seq, s->want, s->want_cnt, 0) == RF_OK) {
+        if (rf_index_position_wait_lsn(srv->opts.ix, s->min_seq, s->want, s->want_cnt, s->lsns,
+                                       s->lsn_cnt, 0) == RF_OK) {
             atomic_fetch_add_explicit(&srv->metrics.waits[RF__SERVE_WAIT_AT_ONCE], 1,
                                       memory_order_relaxed);
             return answer_query(rq);
@@ -573,8 +609,16 @@ out:
 static enum MHD_Result handle_status(req_t *rq)
 {
     const rf_serve_opts_t *o = &rq->srv->opts;
-    char *st = rf_index_status_json(o->ix);
-    char *body = rf__serve_status_json(st, o->counters, o->sections, o->section_cnt);
+    char *st = rf_index_status_json(o->ix), *recent = NULL, *body;
+    rf_err_t err;
+
+    rf_err_clear(&err);
+    /* The status page lists these; a store that cannot list them still has a status. */
+    if (rf_index_recent_json(o->ix, RF__SERVE_RECENT_CNT, RF__SERVE_RECENT_SNIPPET, &recent,
+                             &err) != RF_OK)
+        RF_LOG(RF_LOG_WARN, RF_MOD_SERVE, "reading the recent records failed: %s", err.msg);
+    body = rf__serve_status_json(st, o->counters, recent, o->sections, o->section_cnt);
+    free(recent);
     free(st);
     if (!body)
         return reply_error(rq, RF__SERVE_E_INTERNAL, "the index status is unavailable");
@@ -632,6 +676,14 @@ static enum MHD_Result dispatch(req_t *rq, const char *url)
     }
     case RF__SERVE_R_METRICS:
         return handle_metrics(rq);
+    case RF__SERVE_R_ADMIN: {
+        int status;
+        if (!o->admin)
+            return reply_error(rq, RF__SERVE_E_NOT_FOUND, "no admin API in this process");
+        status = o->admin(o->admin_opaque, rq->method, url, rq->body.ptr ? rq->body.ptr : "",
+                          rq->body.len, &body);
+        return reply_json(rq, (unsigned)status, body);
+    }
     case RF__SERVE_R_PAGE:
         return reply(rq, 200, CT_HTML, rf_xstrdup(rf__serve_page_html), strlen(rf__serve_page_html),
                      NULL, NULL);

@@ -25,7 +25,8 @@
     XX(HEALTHZ, "GET", "/healthz")                                                                 \
     XX(READYZ, "GET", "/readyz")                                                                   \
     XX(METRICS, "GET", "/metrics")                                                                 \
-    XX(PAGE, "GET", "/")
+    XX(PAGE, "GET", "/")                                                                           \
+    XX(ADMIN, "POST", "/v1/admin/reembed")
 
 typedef enum rf__serve_route {
 #define RF__SERVE_ROUTE_ENUM(name, method, path) RF__SERVE_R_##name,
@@ -185,6 +186,7 @@ enum { RF__SERVE_KIND_SEARCH = 0, RF__SERVE_KIND_CONTEXT = 1 };
 #define RF__SERVE_FILTER_IN_MAX     1024    /* values in one "in" list */
 #define RF__SERVE_FIELD_NAME_MAX    256     /* bytes of a field name */
 #define RF__SERVE_POSITIONS_MAX     1024    /* partitions in min_position.offsets */
+#define RF__SERVE_LSN_SOURCES_MAX   256     /* sources in min_position.lsn */
 #define RF__SERVE_CONTEXT_CHARS_MAX 1000000 /* largest max_chars (and 4 * max_tokens) */
 #define RF__SERVE_CONTEXT_CHARS_DEF 8000    /* max_chars when no budget is given */
 #define RF__SERVE_CHARS_PER_TOKEN   4       /* the stated token estimate */
@@ -201,6 +203,7 @@ typedef struct rf__serve_request {
     char *query; /* NULL when a vector was given */
     size_t query_len;
     float *vec; /* dim floats, unit length, when a vector was given */
+    int vec_dim;
     int k;
     float min_score; /* -INFINITY when not given */
     unsigned include;
@@ -212,6 +215,8 @@ typedef struct rf__serve_request {
     int64_t min_seq;         /* -1 when not given */
     rf_index_offset_t *want; /* next offsets wanted: the client's offset + 1 */
     size_t want_cnt;
+    rf_index_lsn_t *lsns; /* highest source LSNs wanted, per source */
+    size_t lsn_cnt;
     int64_t wait_ms;
     /* context budget, in characters (Unicode code points) */
     int64_t max_chars;
@@ -288,11 +293,18 @@ char *rf__serve_context_json(const rf_index_results_t *res, const rf__serve_cont
                              const rf__serve_cite_extra_t *extra, const rf__serve_request_t *req,
                              int64_t now_ms);
 
-/* The index status merged with the pipeline counters (may be NULL) and each section's
- * status object under its name.  Caller frees with free(); NULL when index_status is not
- * a JSON object. */
+/* How many recently written records /v1/status lists, and the characters of text each
+ * shows. */
+#define RF__SERVE_RECENT_CNT     10
+#define RF__SERVE_RECENT_SNIPPET 120
+
+/* The index status merged with the pipeline counters (may be NULL), the recent records
+ * (a JSON array text, rf_index_recent_json; NULL: left out) under "recent_records" and
+ * each section's status object under its name.  Caller frees with free(); NULL when
+ * index_status is not a JSON object. */
 char *rf__serve_status_json(const char *index_status, const rf_serve_counters_t *counters,
-                            const rf_serve_section_t *sections, size_t section_cnt);
+                            const char *recent_json, const rf_serve_section_t *sections,
+                            size_t section_cnt);
 
 /* /readyz: 1 and {"ready":true}, or 0 and {"ready":false,"reasons":{part: reason}}.
  * *body caller frees. */

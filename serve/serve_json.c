@@ -1,9 +1,9 @@
 /* serve_json.c - the JSON bodies of the HTTP API, built with jansson: errors, search and
- * context answers, status (the index's, the pipeline counters and every section's) and
- * readiness.
+ * context answers, status (the index's, the pipeline counters, the recent records and
+ * every section's) and readiness.
  * INVARIANT(fresh-is-measurable): every search and context body carries "position" (store
- * seq, the per-partition next offsets and the age of the newest event), and so does the
- * 504 of a wait that timed out.
+ * seq, the per-partition next offsets, the highest LSN per source and the age of the
+ * newest event), and so does the 504 of a wait that timed out.
  */
 #include "serve/serve_int.h"
 
@@ -39,7 +39,7 @@ static char *dump(json_t *root)
 /* The position a search reflected.  INVARIANT(fresh-is-measurable). */
 static json_t *position_json(const rf_index_position_t *p, int64_t now_ms)
 {
-    json_t *pos = json_object(), *offsets = json_object();
+    json_t *pos = json_object(), *offsets = json_object(), *lsn = json_object();
     int64_t t = p->newest_event_time_ms;
 
     json_object_set_new(pos, "seq", json_integer(p->seq));
@@ -49,6 +49,9 @@ static json_t *position_json(const rf_index_position_t *p, int64_t now_ms)
         json_object_set_new(offsets, key, json_integer(p->offsets[i].next_offset));
     }
     json_object_set_new(pos, "offsets", offsets);
+    for (size_t i = 0; i < p->lsn_cnt; i++)
+        json_object_set_new(lsn, p->lsns[i].source, json_integer(p->lsns[i].lsn));
+    json_object_set_new(pos, "lsn", lsn);
     if (t > 0) {
         json_object_set_new(pos, "newest_event_time_ms", json_integer(t));
         json_object_set_new(pos, "newest_event_age_ms", json_integer(now_ms > t ? now_ms - t : 0));
@@ -105,6 +108,13 @@ static json_t *hit_json(const rf_index_hit_t *hit, unsigned include)
         json_object_set_new(h, "text", str_or_null(hit->text));
     if (include & RF__SERVE_INC_METADATA)
         json_object_set_new(h, "metadata", meta ? meta : json_null());
+    if (include & RF__SERVE_INC_VECTOR) {
+        /* The stored vector of the version returned (unit length, as it was indexed). */
+        json_t *vec = hit->vec ? json_array() : json_null();
+        for (int i = 0; hit->vec && i < hit->dim; i++)
+            json_array_append_new(vec, real_or_null(hit->vec[i]));
+        json_object_set_new(h, "vector", vec);
+    }
     json_object_set_new(h, "label", str_or_null(hit->label));
     json_object_set_new(h, "tenant", str_or_null(hit->tenant));
     json_object_set_new(pos, "topic", str_or_null(hit->topic));
@@ -219,14 +229,20 @@ static json_t *section_status(const rf_serve_section_t *sec)
 }
 
 char *rf__serve_status_json(const char *index_status, const rf_serve_counters_t *counters,
-                            const rf_serve_section_t *sections, size_t section_cnt)
+                            const char *recent_json, const rf_serve_section_t *sections,
+                            size_t section_cnt)
 {
     json_t *st = index_status ? json_loads(index_status, 0, NULL) : NULL;
+    json_t *recent = recent_json ? json_loads(recent_json, 0, NULL) : NULL;
 
     if (!st || !json_is_object(st)) {
         json_decref(st);
+        json_decref(recent);
         return NULL;
     }
+    if (json_is_array(recent))
+        json_object_set(st, "recent_records", recent);
+    json_decref(recent);
     if (counters) {
         char last[sizeof(counters->last_error) + 1];
         rf__serve_last_error(counters, last, sizeof(last));

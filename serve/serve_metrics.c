@@ -39,7 +39,7 @@ static const char *const wait_names[3] = {"at_once", "reached", "timeout"};
 /* The path label of each route: the documented path, with every record id as one. */
 static const char *const route_labels[RF__SERVE_R_COUNT] = {
     "/v1/search", "/v1/context", "/v1/records", "/v1/status", "/healthz",
-    "/readyz",    "/metrics",    "/",           "other",
+    "/readyz",    "/metrics",    "/",           "/v1/admin",  "other",
 };
 
 const char *rf__serve_route_label(rf__serve_route route)

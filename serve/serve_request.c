@@ -3,7 +3,8 @@
  * index's conditions, and freshness controls (min_position, wait_ms) bounded by the
  * server's limits.  Everything client-controlled is bounded before it is allocated.
  * INVARIANT(fresh-is-measurable): min_position offsets are the client's produced offsets,
- * turned into the next offsets the index must have applied.
+ * turned into the next offsets the index must have applied; min_position LSNs are source
+ * database positions (PostgreSQL), numbers or PostgreSQL's "hi/lo" text.
  */
 #include "serve/serve_int.h"
 
@@ -193,6 +194,7 @@ static rf_rc parse_vector(json_t *arr, int dim, rf__serve_request_t *req, rf__se
     if (rf__serve_vec_normalize(vec, dim) != RF_OK)
         return rf__serve_fail(f, RF__SERVE_E_BAD_REQUEST, "vector has zero length");
     req->vec = vec;
+    req->vec_dim = dim;
     return RF_OK;
 }
 
@@ -362,10 +364,7 @@ static rf_rc parse_include(rf__serve_request_t *req, json_t *inc, rf__serve_fail
         } else if (s && !strcmp(s, "metadata")) {
             req->include |= RF__SERVE_INC_METADATA;
         } else if (s && !strcmp(s, "vector")) {
-            /* The index returns hits without their vectors (index.h has no field for
-             * them), so they cannot be included. */
-            return rf__serve_fail(f, RF__SERVE_E_UNSUPPORTED,
-                                  "include \"vector\" is not available from this index");
+            req->include |= RF__SERVE_INC_VECTOR;
         } else {
             return rf__serve_fail(f, RF__SERVE_E_BAD_REQUEST,
                                   "include[%zu] must be \"text\", \"metadata\" or \"vector\"", i);
@@ -405,32 +404,135 @@ static rf_rc parse_partition_key(rf__serve_request_t *req, const char *key, size
     return RF_OK;
 }
 
+/* 1 to 8 hexadecimal digits at *p (32 bits); -1 when there are none or more. */
+static int64_t hex_part(const char **p)
+{
+    int64_t v = 0;
+    int n = 0;
+    for (;; (*p)++, n++) {
+        char c = **p;
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0)
+            break;
+        if (n == 8)
+            return -1;
+        v = v * 16 + d;
+    }
+    return n ? v : -1;
+}
+
+/* A PostgreSQL LSN as Debezium reports it (a number, or decimal digits in a string for
+ * clients whose numbers are doubles) or as PostgreSQL prints it ("16/B374D848": the high
+ * and low 32 bits in hexadecimal).  RF_OK with *lsn set; RF_EINVAL with f filled. */
+static rf_rc lsn_value(const char *source, json_t *v, int64_t *lsn, rf__serve_fail_t *f)
+{
+    const char *s = json_string_value(v), *p;
+    int64_t hi, lo;
+
+    if (json_is_integer(v)) {
+        if (json_integer_value(v) < 0)
+            return rf__serve_fail(f, RF__SERVE_E_BAD_REQUEST,
+                                  "min_position.lsn \"%.64s\": the LSN must be >= 0", source);
+        *lsn = json_integer_value(v);
+        return RF_OK;
+    }
+    if (!s)
+        return rf__serve_fail(f, RF__SERVE_E_BAD_REQUEST,
+                              "min_position.lsn \"%.64s\": the LSN must be an integer or a "
+                              "string such as \"16/B374D848\"",
+                              source);
+    if (json_string_length(v) <= 19 && strspn(s, "0123456789") == json_string_length(v) && *s) {
+        int64_t n = 0;
+        for (p = s; *p; p++) {
+            if (n > (INT64_MAX - (*p - '0')) / 10)
+                break;
+            n = n * 10 + (*p - '0');
+        }
+        if (!*p) {
+            *lsn = n;
+            return RF_OK;
+        }
+    }
+    p = s;
+    hi = hex_part(&p);
+    if (hi >= 0 && *p == '/') {
+        p++;
+        lo = hex_part(&p);
+        if (lo >= 0 && !*p && hi <= (int64_t)(INT64_MAX >> 32)) {
+            *lsn = hi << 32 | lo;
+            return RF_OK;
+        }
+    }
+    /* A MySQL binlog position ("mysql-bin.000003:154") names no order across files that
+     * the index could compare: only numeric positions are tracked. */
+    return rf__serve_fail(f, RF__SERVE_E_UNSUPPORTED,
+                          "min_position.lsn \"%.64s\": \"%.64s\" is not a PostgreSQL LSN; only "
+                          "numeric source positions can be waited for (use the Kafka offsets "
+                          "of the change events for other sources)",
+                          source, s);
+}
+
+/* {"source": LSN, ...} into req->lsns (sources owned by req). */
+static rf_rc parse_lsns(rf__serve_request_t *req, json_t *lsns, rf__serve_fail_t *f)
+{
+    const char *key;
+    size_t key_len;
+    json_t *v;
+    rf_rc rc;
+
+    if (!json_is_object(lsns) || !json_object_size(lsns))
+        return rf__serve_fail(f, RF__SERVE_E_BAD_REQUEST,
+                              "min_position.lsn must be an object of {\"source\": lsn}, e.g. "
+                              "{\"inventory.products\": 34133800}");
+    if (json_object_size(lsns) > RF__SERVE_LSN_SOURCES_MAX)
+        return rf__serve_fail(f, RF__SERVE_E_BAD_REQUEST,
+                              "min_position.lsn has more than %d sources",
+                              RF__SERVE_LSN_SOURCES_MAX);
+    req->lsns = own(req, rf_xcalloc(json_object_size(lsns) + 1, sizeof(*req->lsns)));
+    json_object_keylen_foreach(lsns, key, key_len, v)
+    {
+        rf_index_lsn_t *l = &req->lsns[req->lsn_cnt];
+        if (!key_len || key_len > RF__SERVE_FIELD_NAME_MAX || strlen(key) != key_len)
+            return rf__serve_fail(f, RF__SERVE_E_BAD_REQUEST,
+                                  "min_position.lsn sources must be 1 to %d bytes without NUL",
+                                  RF__SERVE_FIELD_NAME_MAX);
+        if ((rc = lsn_value(key, v, &l->lsn, f)))
+            return rc;
+        l->source = own(req, rf_xstrndup(key, key_len));
+        req->lsn_cnt++;
+    }
+    return RF_OK;
+}
+
 static rf_rc parse_position(rf__serve_request_t *req, json_t *pos, rf__serve_fail_t *f)
 {
     const char *key;
     size_t key_len;
-    json_t *v, *seq, *offsets;
+    json_t *v, *seq, *offsets, *lsns;
     rf_rc rc;
 
     if (!json_is_object(pos))
         return rf__serve_fail(f, RF__SERVE_E_BAD_REQUEST,
                               "min_position must be an object: {\"offsets\": {\"topic/partition\": "
-                              "offset}} or {\"seq\": N}");
+                              "offset}}, {\"seq\": N} or {\"lsn\": {\"source\": N}}");
     json_object_foreach(pos, key, v)
     {
-        if (!strcmp(key, "lsn"))
-            return rf__serve_fail(f, RF__SERVE_E_UNSUPPORTED,
-                                  "min_position.lsn: the index does not track source positions; "
-                                  "use the Kafka offsets of the change events");
-        if (strcmp(key, "seq") != 0 && strcmp(key, "offsets") != 0)
+        if (strcmp(key, "seq") != 0 && strcmp(key, "offsets") != 0 && strcmp(key, "lsn") != 0)
             return rf__serve_fail(f, RF__SERVE_E_BAD_REQUEST,
-                                  "min_position: unknown field \"%.64s\" (expected offsets, seq)",
+                                  "min_position: unknown field \"%.64s\" (expected offsets, seq, "
+                                  "lsn)",
                                   key);
     }
     seq = json_object_get(pos, "seq");
     offsets = json_object_get(pos, "offsets");
-    if (!seq && !offsets)
-        return rf__serve_fail(f, RF__SERVE_E_BAD_REQUEST, "min_position needs offsets or seq");
+    lsns = json_object_get(pos, "lsn");
+    if (!seq && !offsets && !lsns)
+        return rf__serve_fail(f, RF__SERVE_E_BAD_REQUEST, "min_position needs offsets, seq or lsn");
+    if (lsns && (rc = parse_lsns(req, lsns, f)))
+        return rc;
     if (seq) {
         if (!json_is_integer(seq) || json_integer_value(seq) < 0)
             return rf__serve_fail(f, RF__SERVE_E_BAD_REQUEST,

@@ -27,10 +27,10 @@ expect_rc 2 "bad port"; expect_err "--port 99999: expected 0..65535" "bad port"
 run "$RF_BIN" help nosuch
 expect_rc 2 "help nosuch"
 
-for c in reembed; do
-  run "$RF_BIN" "$c"
-  expect_rc 2 "$c not available"; expect_err "not available in this version" "$c"; expect_no_out "$c"
-done
+run "$RF_BIN" reembed --provider nosuch
+expect_rc 2 "reembed bad provider"; expect_err "--provider nosuch: expected hash, openai, ollama or tei" "reembed"
+run "$RF_BIN" reembed --dim 3
+expect_rc 2 "reembed bad dim"; expect_err "--dim 3: expected 8..8192" "reembed"
 
 run "$RF_BIN" version
 expect_rc 0 version; expect_out "ragfeed " version; expect_out "librdkafka " version

@@ -1,6 +1,7 @@
 # 0007-status-page.sh - the status page at / in headless Chromium: /?q=TEXT runs the
 # search from the page's own JavaScript and the DOM shows the expected record first, with
-# the pipeline's counts read from /v1/status.
+# the pipeline's counts and the records written last (the ones this test produced) read
+# from /v1/status.
 source "$RF_SOURCE_DIR/tests/lib/rf.sh"
 TOPIC=docs
 CHROMIUM=$(command -v chromium || command -v chromium-browser || true)
@@ -35,6 +36,13 @@ assert re.search(r'id="searchinfo"[^>]*>3 results at seq \d+', dom), "search sum
 assert re.search(r'id="v-records"[^>]*>3<', dom), "record count missing"
 assert re.search(r'<td>docs/[01]</td><td class="num">\d+</td>', dom), "offsets missing"
 assert 'class="good">ready<' in dom, "readiness missing"
-print("page ok:", rows)
+# The recent records list: every record produced above, each with its source and snippet.
+recent = dict(re.findall(r'<tr class="recent" data-id="([^"]+)">(.*?)</tr>', dom))
+assert set(recent) == {"docs:d1", "docs:d2", "docs:d3"}, "recent records: %r" % sorted(recent)
+row = recent["docs:d3"]
+assert '<td class="source">docs</td>' in row, row
+assert '<td class="text">blueberry muffins for breakfast</td>' in row, row
+assert re.search(r'<td class="updated" title="\d{4}-\d\d-\d\dT[^"]+">[^<]+ ago</td>', row), row
+print("page ok:", rows, sorted(recent))
 PY
 echo "status page checks passed"

@@ -34,6 +34,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t i = 0; i < req.want_cnt; i++)
             if (!req.want[i].topic || req.want[i].next_offset < 1)
                 __builtin_trap();
+        for (size_t i = 0; i < req.lsn_cnt; i++)
+            if (!req.lsns[i].source || !req.lsns[i].source[0] || req.lsns[i].lsn < 0)
+                __builtin_trap();
         if (req.query) {
             rf_index_hit_t hits[2];
             rf__serve_context_t ctx;

@@ -8,10 +8,14 @@
 
 #include "rf_test.h"
 
-rf_rc fx_embed_letter(void *opaque, const char *text, size_t len, float *out, rf_err_t *err)
+rf_rc fx_embed_letter(void *opaque, int64_t gen, const char *text, size_t len, float *out, int dim,
+                      rf_err_t *err)
 {
     int c;
     (void)opaque;
+    (void)gen;
+    if (dim != DIM)
+        return rf_err_set(err, RF_EAGAIN, "test embedder: dim %d", dim);
     memset(out, 0, sizeof(float) * DIM);
     if (len && text[0] == '!')
         return rf_err_set(err, RF_EUNAVAIL, "test embedder: endpoint down");

@@ -35,7 +35,8 @@ typedef struct resp {
     json_t *json; /* body parsed, when it is JSON */
 } resp_t;
 
-rf_rc fx_embed_letter(void *opaque, const char *text, size_t len, float *out, rf_err_t *err);
+rf_rc fx_embed_letter(void *opaque, int64_t gen, const char *text, size_t len, float *out, int dim,
+                      rf_err_t *err);
 
 /* Opens the index with the four records of offsets 0..3 on "t"/0 (next offset 4):
  * t.docs:1 "apple" (tenant acme, label fruit, color red), t.docs:2 "apricot banana",

@@ -339,6 +339,7 @@ static void test_status(void)
 {
     fx_t fx;
     resp_t r;
+    json_t *recent, *rec;
 
     fx_start(&fx, 65536, 1, 2);
     fx.counters.events_consumed = 7;
@@ -359,6 +360,37 @@ static void test_status(void)
     RF_CHECK_INT(json_integer_value(json_object_get(r.json, "batches_applied")), 3);
     RF_CHECK(json_is_false(json_object_get(r.json, "ready")));
     RF_CHECK(json_is_null(json_object_get(r.json, "last_error")));
+    /* The records written last, newest first (the four of one batch, by seq). */
+    recent = json_object_get(r.json, "recent_records");
+    RF_REQUIRE(json_is_array(recent));
+    RF_CHECK_INT(json_array_size(recent), 4);
+    rec = json_array_get(recent, 0);
+    RF_CHECK_STR(json_string_value(json_object_get(rec, "id")), "t.docs:4/x y");
+    RF_CHECK_STR(json_string_value(json_object_get(rec, "source")), "t.docs");
+    RF_CHECK_STR(json_string_value(json_object_get(rec, "snippet")), "cherry");
+    RF_CHECK(json_is_false(json_object_get(rec, "truncated")));
+    RF_CHECK_INT(json_integer_value(json_object_get(rec, "seq")), fx.seq);
+    RF_CHECK(json_integer_value(json_object_get(rec, "updated_at_ms")) > 1700000000000LL);
+    rec = json_array_get(recent, 3);
+    RF_CHECK_STR(json_string_value(json_object_get(rec, "id")), "t.docs:1");
+    RF_CHECK_STR(json_string_value(json_object_get(rec, "tenant")), "acme");
+    resp_fini(&r);
+
+    /* A long text is cut to a snippet of whole characters (two bytes each here). */
+    {
+        static const float v[DIM] = {0, 0, 0, 1};
+        char text[2 * 300 + 1];
+        for (int i = 0; i < 300; i++)
+            memcpy(text + 2 * i, "\xc3\xa9", 2);
+        text[600] = '\0';
+        fx_upsert(&fx, "t.docs:long", text, v, NULL, NULL, NULL, 0, "t", 0, 4);
+    }
+    http(&fx, "GET", "/v1/status", NULL, &r);
+    rec = json_array_get(json_object_get(r.json, "recent_records"), 0);
+    RF_CHECK_STR(json_string_value(json_object_get(rec, "id")), "t.docs:long");
+    RF_CHECK_INT(json_string_length(json_object_get(rec, "snippet")), 2 * 120);
+    RF_CHECK(json_is_true(json_object_get(rec, "truncated")));
+    RF_CHECK_INT(json_array_size(json_object_get(r.json, "recent_records")), 5);
     resp_fini(&r);
 
     pthread_mutex_lock(&fx.lock);

@@ -166,7 +166,9 @@ static void test_score_include(void)
     parse_bad("{\"query\":\"a\",\"include\":\"text\"}", 0, RF__SERVE_E_BAD_REQUEST, "array");
     parse_bad("{\"query\":\"a\",\"include\":[\"score\"]}", 0, RF__SERVE_E_BAD_REQUEST,
               "include[0]");
-    parse_bad("{\"query\":\"a\",\"include\":[\"vector\"]}", 0, RF__SERVE_E_UNSUPPORTED, "vector");
+    parse_ok("{\"query\":\"a\",\"include\":[\"vector\",\"text\"]}", RF__SERVE_KIND_SEARCH, &req);
+    RF_CHECK_INT(req.include, RF__SERVE_INC_VECTOR | RF__SERVE_INC_TEXT);
+    rf__serve_request_fini(&req);
 }
 
 static void test_positions(void)
@@ -208,10 +210,8 @@ static void test_positions(void)
               RF__SERVE_E_BAD_REQUEST, "0 to 30000");
     parse_bad("{\"query\":\"a\",\"min_position\":{\"seq\":1},\"wait_ms\":-1}", 0,
               RF__SERVE_E_BAD_REQUEST, "wait_ms");
-    parse_bad("{\"query\":\"a\",\"min_position\":{\"lsn\":\"0/16B3748\"}}", 0,
-              RF__SERVE_E_UNSUPPORTED, "lsn");
     parse_bad("{\"query\":\"a\",\"min_position\":{}}", 0, RF__SERVE_E_BAD_REQUEST,
-              "offsets or seq");
+              "offsets, seq or lsn");
     parse_bad("{\"query\":\"a\",\"min_position\":5}", 0, RF__SERVE_E_BAD_REQUEST, "object");
     parse_bad("{\"query\":\"a\",\"min_position\":{\"seqs\":1}}", 0, RF__SERVE_E_BAD_REQUEST,
               "unknown field");
@@ -232,6 +232,70 @@ static void test_positions(void)
               RF__SERVE_E_BAD_REQUEST, "offset");
     parse_bad("{\"query\":\"a\",\"min_position\":{\"offsets\":{\"t/0\":9223372036854775807}}}", 0,
               RF__SERVE_E_BAD_REQUEST, "offset");
+}
+
+/* min_position.lsn: Debezium's numbers, decimal strings and PostgreSQL's "hi/lo" text. */
+static void test_lsn(void)
+{
+    rf__serve_request_t req;
+
+    parse_ok("{\"query\":\"a\",\"min_position\":{\"lsn\":{\"inventory.products\":34133800,"
+             "\"public.customers\":\"16/B374D848\",\"s\":\"9007199254740993\"}},\"wait_ms\":50}",
+             RF__SERVE_KIND_SEARCH, &req);
+    RF_CHECK_INT(req.has_position, 1);
+    RF_CHECK_INT(req.min_seq, -1);
+    RF_CHECK_INT(req.want_cnt, 0);
+    RF_REQUIRE(req.lsn_cnt == 3);
+    RF_CHECK_STR(req.lsns[0].source, "inventory.products");
+    RF_CHECK_INT(req.lsns[0].lsn, 34133800);
+    RF_CHECK_STR(req.lsns[1].source, "public.customers");
+    RF_CHECK_INT(req.lsns[1].lsn, ((int64_t)0x16 << 32) | 0xB374D848);
+    RF_CHECK_INT(req.lsns[2].lsn, 9007199254740993LL);
+    RF_CHECK_INT(req.wait_ms, 50);
+    rf__serve_request_fini(&req);
+    /* With offsets and seq: all must be reached. */
+    parse_ok("{\"query\":\"a\",\"min_position\":{\"lsn\":{\"t\":\"0/0\"},\"seq\":2,"
+             "\"offsets\":{\"t/0\":1}}}",
+             RF__SERVE_KIND_SEARCH, &req);
+    RF_CHECK_INT(req.lsn_cnt, 1);
+    RF_CHECK_INT(req.lsns[0].lsn, 0);
+    RF_CHECK_INT(req.min_seq, 2);
+    RF_CHECK_INT(req.want_cnt, 1);
+    rf__serve_request_fini(&req);
+
+    /* A MySQL binlog position is not a number the index tracks. */
+    parse_bad("{\"query\":\"a\",\"min_position\":{\"lsn\":{\"inventory.customers\":"
+              "\"mysql-bin.000003:154\"}}}",
+              0, RF__SERVE_E_UNSUPPORTED, "numeric");
+    parse_bad("{\"query\":\"a\",\"min_position\":{\"lsn\":\"0/16B3748\"}}", 0,
+              RF__SERVE_E_BAD_REQUEST, "{\"source\": lsn}");
+    parse_bad("{\"query\":\"a\",\"min_position\":{\"lsn\":{}}}", 0, RF__SERVE_E_BAD_REQUEST, "lsn");
+    parse_bad("{\"query\":\"a\",\"min_position\":{\"lsn\":{\"s\":-1}}}", 0, RF__SERVE_E_BAD_REQUEST,
+              ">= 0");
+    parse_bad("{\"query\":\"a\",\"min_position\":{\"lsn\":{\"s\":1.5}}}", 0,
+              RF__SERVE_E_BAD_REQUEST, "integer");
+    parse_bad("{\"query\":\"a\",\"min_position\":{\"lsn\":{\"s\":[1]}}}", 0,
+              RF__SERVE_E_BAD_REQUEST, "integer");
+    parse_bad("{\"query\":\"a\",\"min_position\":{\"lsn\":{\"\":1}}}", 0, RF__SERVE_E_BAD_REQUEST,
+              "sources");
+    /* Each half of a PostgreSQL LSN is 32 bits. */
+    parse_bad("{\"query\":\"a\",\"min_position\":{\"lsn\":{\"s\":\"123456789/0\"}}}", 0,
+              RF__SERVE_E_UNSUPPORTED, "PostgreSQL");
+    parse_bad("{\"query\":\"a\",\"min_position\":{\"lsn\":{\"s\":\"1/\"}}}", 0,
+              RF__SERVE_E_UNSUPPORTED, "PostgreSQL");
+    parse_bad("{\"query\":\"a\",\"min_position\":{\"lsn\":{\"s\":\"\"}}}", 0,
+              RF__SERVE_E_UNSUPPORTED, "PostgreSQL");
+    {
+        /* Bounded: at most RF__SERVE_LSN_SOURCES_MAX sources. */
+        rf_buf_t b;
+        rf_buf_init(&b, 0);
+        rf_buf_puts(&b, "{\"query\":\"a\",\"min_position\":{\"lsn\":{");
+        for (int i = 0; i <= RF__SERVE_LSN_SOURCES_MAX; i++)
+            rf_buf_printf(&b, "%s\"s%d\":1", i ? "," : "", i);
+        rf_buf_puts(&b, "}}}");
+        parse_bad(b.ptr, 0, RF__SERVE_E_BAD_REQUEST, "more than");
+        rf_buf_fini(&b);
+    }
 }
 
 static void test_budget(void)
@@ -424,5 +488,5 @@ static void test_codes(void)
     }
 }
 
-RF_TEST_MAIN(test_defaults, test_filters, test_score_include, test_positions, test_budget, test_iso,
-             test_context_whole, test_context_cut, test_context_utf8, test_codes)
+RF_TEST_MAIN(test_defaults, test_filters, test_score_include, test_positions, test_lsn, test_budget,
+             test_iso, test_context_whole, test_context_cut, test_context_utf8, test_codes)

@@ -126,9 +126,34 @@ static void test_score_include(void)
     RF_CHECK(json_object_get(hit, "text") == NULL && json_object_get(hit, "metadata") == NULL);
     RF_CHECK_STR(json_string_value(json_object_get(hit, "id")), "t.docs:1");
     resp_fini(&r);
-    http(&fx, "POST", "/v1/search", "{\"query\":\"a\",\"include\":[\"vector\"]}", &r);
-    RF_CHECK_INT(r.status, 400);
-    RF_CHECK_STR(err_code(&r), "unsupported");
+    /* The stored vectors, as they were indexed: apple e0, then apricot banana (0.8, 0.6). */
+    http(&fx, "POST", "/v1/search", "{\"query\":\"a\",\"k\":2,\"include\":[\"vector\"]}", &r);
+    RF_CHECK_INT(r.status, 200);
+    hit = json_array_get(json_object_get(r.json, "results"), 0);
+    RF_CHECK(json_object_get(hit, "text") == NULL && json_object_get(hit, "metadata") == NULL);
+    RF_CHECK_INT(json_array_size(json_object_get(hit, "vector")), DIM);
+    RF_CHECK(json_real_value(json_array_get(json_object_get(hit, "vector"), 0)) == 1.0);
+    RF_CHECK(json_real_value(json_array_get(json_object_get(hit, "vector"), 1)) == 0.0);
+    hit = json_array_get(json_object_get(r.json, "results"), 1);
+    RF_CHECK_STR(json_string_value(json_object_get(hit, "id")), "t.docs:2");
+    RF_CHECK(fabs(json_real_value(json_array_get(json_object_get(hit, "vector"), 0)) - 0.8) < 1e-6);
+    RF_CHECK(fabs(json_real_value(json_array_get(json_object_get(hit, "vector"), 1)) - 0.6) < 1e-6);
+    resp_fini(&r);
+    /* An update replaces the vector returned (the version searched is the version read). */
+    fx_upsert(&fx, "t.docs:2", "apricot", (const float[DIM]){0.6f, 0, 0, 0.8f}, NULL, NULL, NULL,
+              rf_now_ms(), "t", 0, 6);
+    http(&fx, "POST", "/v1/context", "{\"query\":\"d\",\"k\":1,\"include\":[\"text\",\"vector\"]}",
+         &r);
+    RF_CHECK_INT(r.status, 200);
+    hit = json_array_get(json_object_get(r.json, "results"), 0);
+    RF_CHECK_STR(json_string_value(json_object_get(hit, "id")), "t.docs:2");
+    RF_CHECK_STR(json_string_value(json_object_get(hit, "text")), "apricot");
+    RF_CHECK(fabs(json_real_value(json_array_get(json_object_get(hit, "vector"), 3)) - 0.8) < 1e-6);
+    resp_fini(&r);
+    /* Without "vector", none. */
+    http(&fx, "POST", "/v1/search", "{\"query\":\"a\",\"k\":1}", &r);
+    hit = json_array_get(json_object_get(r.json, "results"), 0);
+    RF_CHECK(json_object_get(hit, "vector") == NULL);
     resp_fini(&r);
     fx_stop(&fx);
 }
@@ -338,6 +363,120 @@ static void test_wait_reached(void)
              fx.seq);
     RF_CHECK(strstr(json_string_value(json_object_get(w.r.json, "context")), "[1] b") != NULL);
     resp_fini(&w.r);
+    fx_stop(&fx);
+}
+
+/* Applies one upsert of source "pg.items" (Kafka topic "pg", partition 0) with source
+ * position pos ("lsn=34133800", or a MySQL "file:pos"). */
+static void upsert_at(fx_t *fx, const char *id, const char *text, const float *vec, const char *pos,
+                      int64_t offset)
+{
+    rf_index_op_t op;
+    rf_index_offset_t off = {"pg", 0, offset + 1};
+    rf_index_batch_t batch;
+    rf_err_t err;
+
+    memset(&op, 0, sizeof(op));
+    op.kind = RF_INDEX_UPSERT;
+    op.id = id;
+    op.source = "pg.items";
+    op.text = text;
+    op.vec = vec;
+    op.model = "test";
+    op.source_pos = pos;
+    op.topic = "pg";
+    op.offset = offset;
+    memset(&batch, 0, sizeof(batch));
+    batch.ops = &op;
+    batch.op_cnt = 1;
+    batch.offsets = &off;
+    batch.offset_cnt = 1;
+    if (rf_index_apply(fx->ix, &batch, &fx->seq, &err) != RF_OK)
+        rf__test_fail(__FILE__, __LINE__, "rf_index_apply: %s", err.msg);
+}
+
+static int64_t pos_lsn(const json_t *pos, const char *source)
+{
+    json_t *v = json_object_get(json_object_get(pos, "lsn"), source);
+    return json_is_integer(v) ? json_integer_value(v) : -1;
+}
+
+/* min_position.lsn: a Debezium source position (PostgreSQL LSN) per source. */
+static void test_wait_lsn(void)
+{
+    fx_t fx;
+    resp_t r;
+    waiter_t w;
+    pthread_t th;
+    json_t *pos;
+
+    fx_start(&fx, 65536, 1, 2);
+    http(&fx, "POST", "/v1/search", "{\"query\":\"a\",\"k\":1}", &r);
+    RF_CHECK_INT(json_object_size(json_object_get(json_object_get(r.json, "position"), "lsn")), 0);
+    resp_fini(&r);
+    upsert_at(&fx, "pg.items:1", "elderberry", e3, "lsn=34133800", 0);
+    /* Reached: as a number (Debezium's form) and as PostgreSQL's text (0/208D628 is
+     * 34133800 - 256). */
+    http(&fx, "POST", "/v1/search",
+         "{\"query\":\"d\",\"k\":1,\"min_position\":{\"lsn\":{\"pg.items\":34133800}},"
+         "\"wait_ms\":0}",
+         &r);
+    RF_CHECK_INT(r.status, 200);
+    RF_CHECK_STR(result_id(&r, 0), "pg.items:1");
+    RF_CHECK_INT(pos_lsn(json_object_get(r.json, "position"), "pg.items"), 34133800);
+    resp_fini(&r);
+    http(&fx, "POST", "/v1/context",
+         "{\"query\":\"d\",\"k\":1,\"min_position\":{\"lsn\":{\"pg.items\":\"0/208D628\"}},"
+         "\"wait_ms\":0}",
+         &r);
+    RF_CHECK_INT(r.status, 200);
+    RF_CHECK_INT(pos_lsn(json_object_get(r.json, "position"), "pg.items"), 34133800);
+    resp_fini(&r);
+
+    /* Not reached: 504 with the LSN reached; an unknown source has reached nothing. */
+    http(&fx, "POST", "/v1/search",
+         "{\"query\":\"d\",\"min_position\":{\"lsn\":{\"pg.items\":34133801}},\"wait_ms\":100}",
+         &r);
+    RF_CHECK_INT(r.status, 504);
+    pos = json_object_get(json_object_get(r.json, "error"), "position");
+    RF_CHECK_INT(pos_lsn(pos, "pg.items"), 34133800);
+    resp_fini(&r);
+    http(&fx, "POST", "/v1/search",
+         "{\"query\":\"d\",\"min_position\":{\"lsn\":{\"pg.other\":0}},\"wait_ms\":10}", &r);
+    RF_CHECK_INT(r.status, 504);
+    resp_fini(&r);
+    /* A MySQL binlog position cannot be waited for. */
+    http(&fx, "POST", "/v1/search",
+         "{\"query\":\"d\",\"min_position\":{\"lsn\":{\"pg.items\":\"mysql-bin.000003:154\"}}}",
+         &r);
+    RF_CHECK_INT(r.status, 400);
+    RF_CHECK_STR(err_code(&r), "unsupported");
+    resp_fini(&r);
+
+    /* Waiting: parked until a batch brings the source to the LSN, with offsets too. */
+    memset(&w, 0, sizeof(w));
+    w.port = fx.port;
+    w.body = "{\"query\":\"d\",\"k\":1,\"min_position\":{\"lsn\":{\"pg.items\":34134000},"
+             "\"offsets\":{\"pg/0\":1}},\"wait_ms\":20000}";
+    RF_REQUIRE(pthread_create(&th, NULL, waiter_main, &w) == 0);
+    RF_CHECK(metric_wait(&fx, "ragfeed_position_waiting", 1) == 1);
+    /* A position that is not a number, or lower, moves nothing. */
+    upsert_at(&fx, "pg.items:3", "fig", e0, "mysql-bin.000003:154", 1);
+    upsert_at(&fx, "pg.items:4", "grape", e0, "lsn=100", 2);
+    RF_CHECK(metric_wait(&fx, "ragfeed_position_waiting", 1) == 1);
+    upsert_at(&fx, "pg.items:2", "date", e3, "lsn=34134000", 3);
+    pthread_join(th, NULL);
+    RF_CHECK_INT(w.r.status, 200);
+    RF_CHECK(w.ms < 10000);
+    RF_CHECK_STR(result_id(&w.r, 0), "pg.items:1");
+    RF_CHECK_INT(pos_lsn(json_object_get(w.r.json, "position"), "pg.items"), 34134000);
+    resp_fini(&w.r);
+
+    http(&fx, "GET", "/v1/status", NULL, &r);
+    RF_CHECK_INT(r.status, 200);
+    RF_CHECK_INT(pos_lsn(r.json, "pg.items"), 34134000);
+    RF_CHECK_INT(pos_lsn(r.json, "t.docs"), -1);
+    resp_fini(&r);
     fx_stop(&fx);
 }
 
@@ -595,5 +734,5 @@ static void test_page(void)
 }
 
 RF_TEST_MAIN(test_filters, test_score_include, test_context, test_wait_at_once_and_timeout,
-             test_wait_reached, test_wait_many, test_wait_stop, test_sections,
+             test_wait_reached, test_wait_lsn, test_wait_many, test_wait_stop, test_sections,
              test_freshness_topics, test_page)
