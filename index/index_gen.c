@@ -545,9 +545,10 @@ rf_rc rf_index_gen_progress(rf_index_t *ix, int64_t gen, int64_t cursor, int64_t
 /* The switch's statements, in order; ?1 new generation, ?2 old, ?3 seq before, ?4 now,
  * ?5 new dim, ?6 the new generation's model. */
 static const char *const switch_sql[] = {
-    /* The old vectors become the second generation, for a rollback. */
+    /* The old vectors become the second generation, for a rollback, tagged with the
+     * version each record gets below (the changelog row numbered in vid order). */
     "INSERT OR REPLACE INTO gen_vectors (gen, vid, rec_seq, content_hash, vector)"
-    " SELECT ?2, vid, seq, content_hash, vector FROM records",
+    " SELECT ?2, vid, ?3 + ROW_NUMBER() OVER (ORDER BY vid), content_hash, vector FROM records",
     /* A changelog row per record: the history shows the new vectors, and recovery from a
      * checkpoint taken before the switch replays every record. */
     "INSERT INTO changelog (seq, op, id, vid, source, text, metadata, tenant, vector, model,"
@@ -560,8 +561,6 @@ static const char *const switch_sql[] = {
     "UPDATE records SET vector = c.vector, dim = ?5, model = c.model,"
     " content_hash = c.content_hash, gen = ?1, seq = c.seq, updated_at_ms = ?4"
     " FROM changelog c WHERE c.seq > ?3 AND c.vid = records.vid",
-    "UPDATE gen_vectors SET rec_seq = r.seq FROM records r"
-    " WHERE gen_vectors.gen = ?2 AND r.vid = gen_vectors.vid",
     "DELETE FROM gen_vectors WHERE gen = ?1",
     "UPDATE generations SET state = 'previous' WHERE gen = ?2",
     "UPDATE generations SET state = 'active', activated_at_ms = ?4 WHERE gen = ?1",
@@ -596,6 +595,7 @@ static rf_rc switch_step(rf_index_t *ix, const char *sql, int64_t gen, int64_t o
 rf_rc rf_index_gen_activate(rf_index_t *ix, int64_t gen, int64_t *missing, rf_err_t *err)
 {
     int64_t old, seq0, now = rf_now_ms(), miss = 0, logged = 0, t0 = rf_mono_ms();
+    int64_t t_stop = 0, t_sql = 0, t_build = 0;
     int new_dim, old_dim;
     char *model = NULL;
     rf__index_repl_t *repl = NULL;
@@ -616,6 +616,7 @@ rf_rc rf_index_gen_activate(rf_index_t *ix, int64_t gen, int64_t *missing, rf_er
      * (searches do not). */
     rf__index_ckpt_thread_stop(ix);
     rf__index_maint_stop(ix);
+    t_stop = rf_mono_ms() - t0;
     if ((rc = rf__index_db_exec(ix->wdb, "BEGIN IMMEDIATE", err)))
         goto restart;
     {
@@ -644,14 +645,19 @@ rf_rc rf_index_gen_activate(rf_index_t *ix, int64_t gen, int64_t *missing, rf_er
         goto rollback;
     }
     for (size_t i = 0; i < sizeof(switch_sql) / sizeof(switch_sql[0]); i++) {
+        int64_t ts = rf_mono_ms();
         if ((rc = switch_step(ix, switch_sql[i], gen, old, seq0, now, new_dim, model,
                               i == 1 ? &logged : NULL, err)))
             goto rollback;
+        RF_LOG(RF_LOG_DEBUG, RF_MOD_INDEX, "step=%zu ms=%lld switch statement", i,
+               (long long)(rf_mono_ms() - ts));
     }
     /* The new vector index is built from the switched records inside the transaction,
      * aside; searches keep the old one until the commit succeeded. */
+    t_sql = rf_mono_ms() - t0;
     if ((rc = rf__index_vec_replace_begin(ix, new_dim, &repl, err)))
         goto rollback;
+    t_build = rf_mono_ms() - t0;
     if ((rc = rf__index_db_exec(ix->wdb, "COMMIT", err))) {
         rf__index_vec_replace_abort(ix, repl);
         goto rollback;
@@ -663,9 +669,10 @@ rf_rc rf_index_gen_activate(rf_index_t *ix, int64_t gen, int64_t *missing, rf_er
     second_set(ix, old, old_dim, RF_INDEX_GEN_PREVIOUS);
     rf__index_vec_replace_commit(ix, repl, gen, ix->wseq);
     RF_LOG(RF_LOG_INFO, RF_MOD_INDEX,
-           "gen=%lld previous=%lld dim=%d records=%lld seq=%lld ms=%lld generation activated",
+           "gen=%lld previous=%lld dim=%d records=%lld seq=%lld ms=%lld threads_ms=%lld "
+           "sql_ms=%lld build_ms=%lld generation activated",
            (long long)gen, (long long)old, new_dim, (long long)logged, (long long)ix->wseq,
-           (long long)(rf_mono_ms() - t0));
+           (long long)(rf_mono_ms() - t0), (long long)t_stop, (long long)t_sql, (long long)t_build);
     goto restart;
 rollback:
     sqlite3_exec(ix->wdb, "ROLLBACK", NULL, NULL, NULL);
