@@ -481,9 +481,23 @@ rf_rc rf_index_gen_create(rf_index_t *ix, int dim, const char *desc, int64_t *ge
         if ((rc = gen_delete(ix, ix->gen_second, err)))
             goto out;
     }
-    if ((rc = rf__index_db_scalar(ix->wdb, "SELECT MAX(gen) FROM generations", 0, &next, err)))
+    /* Numbers are never reused: the history keeps the generation of every vector. */
+    if ((rc = rf__index_db_scalar(ix->wdb,
+                                  "SELECT MAX(m) FROM (SELECT MAX(gen) AS m FROM generations"
+                                  " UNION ALL SELECT CAST(value AS INTEGER) FROM meta"
+                                  " WHERE key = 'gen_max')",
+                                  0, &next, err)))
         goto out;
     next++;
+    {
+        char *sql = rf_xasprintf("INSERT INTO meta (key, value) VALUES ('gen_max', %lld)"
+                                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                                 (long long)next);
+        rc = rf__index_db_exec(ix->wdb, sql, err);
+        free(sql);
+        if (rc)
+            goto out;
+    }
     model = desc_model(desc);
     if ((rc = prep(ix->wdb,
                    "INSERT INTO generations (gen, dim, state, descr, model, created_at_ms)"

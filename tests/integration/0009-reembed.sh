@@ -114,4 +114,20 @@ n=$(wc -l <"$RF_TMP/searches")
 bad=$(awk '$1 != 200 || $2 < 1' "$RF_TMP/searches" | wc -l)
 [ "$n" -gt 20 ] || rf_die "only $n searches ran"
 [ "$bad" = 0 ] || rf_die "$bad of $n searches failed or came back empty: $(awk '$1 != 200 || $2 < 1' "$RF_TMP/searches" | sort | uniq -c)"
+
+# Without a running instance, the command does the work itself: a dry run, a build
+# without switching, the switch, and the status.
+kill -TERM "$RF_RUN_PID"; wait "$RF_RUN_PID" || rf_die "ragfeed run did not stop cleanly"
+LOCAL=("${ARGS[@]}" --set embed.provider=hash)
+out=$("$RF_BIN" reembed --dry-run --model hash-v3 --dim 32 "${LOCAL[@]}" 2>/dev/null)
+[ "$(rf_json "d['texts']" <<<"$out")" = $total ] || rf_die "local dry run: $out"
+out=$("$RF_BIN" reembed --model hash-v3 --dim 32 --no-cutover "${LOCAL[@]}" 2>"$RF_TMP/local.err")
+grep -q "generation 3 is complete" <<<"$out" || rf_die "local build: $out $(cat "$RF_TMP/local.err")"
+grep -q "progress done=$total total=$total" "$RF_TMP/local.err" || rf_die "no progress lines: $(cat "$RF_TMP/local.err")"
+[ "$(sql "SELECT COUNT(*) FROM gen_vectors WHERE gen = 3")" = $total ] || rf_die "local build stored"
+"$RF_BIN" reembed cutover "${LOCAL[@]}" >"$RF_TMP/cut.out" 2>/dev/null || rf_die "local cutover"
+[ "$(sql "SELECT COUNT(*) FROM records WHERE gen = 3 AND dim = 32")" = $total ] || rf_die "local switch"
+"$RF_BIN" reembed status "${LOCAL[@]}" 2>/dev/null >"$RF_TMP/status.out"
+grep -q '"generation":3,"state":"active","dim":32' "$RF_TMP/status.out" || rf_die "status: $(cat "$RF_TMP/status.out")"
+grep -q '"generation":1,"state":"previous".*"missing":0' "$RF_TMP/status.out" || rf_die "status: $(cat "$RF_TMP/status.out")"
 echo "ok: $n searches during the migration, none failed or empty"

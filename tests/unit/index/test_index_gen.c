@@ -244,6 +244,9 @@ static void test_generation_switch(void)
     RF_CHECK_INT(rf_index_gen_second(ix, NULL, NULL), 0);
     RF_CHECK_INT(tl_count(dir, "gen_vectors"), 0);
     RF_CHECK_INT(rf_index_gen_activate(ix, 1, NULL, &err), RF_ENOTFOUND);
+    /* A dropped generation's number is never given again. */
+    RF_REQUIRE(rf_index_gen_create(ix, DIM1, "{\"model\":\"c\"}", &gen, &err) == RF_OK);
+    RF_CHECK_INT(gen, 3);
     rf_index_close(ix);
     rf_test_rmtree(dir);
     free(dir);
