@@ -172,7 +172,7 @@ const rf_conf_opt_t rf_conf_opts[] = {
     {"index.compact.ratio", RF_CONF_DBL, OFF(index_compact_ratio), 0, 0, 0.01, 100, "0.3", NULL, 0,
      "A sealed segment whose fraction of deleted or superseded vectors exceeds this is rebuilt "
      "without them in the background; above 1 never."},
-    INT("index.hnsw.ef.search", index_hnsw_ef_search, 1, 32768, "64",
+    INT("index.hnsw.ef.search", index_hnsw_ef_search, 1, 32768, "128",
         "HNSW efSearch of sealed segments: larger finds more of the true nearest neighbours, "
         "slower."),
     INT("index.ivf.nprobe", index_ivf_nprobe, 1, 65536, "16",

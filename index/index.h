@@ -109,7 +109,7 @@ typedef struct rf_index_opts {
                                * "Flat" keeps them exact; borrowed */
     double compact_ratio;     /* a sealed segment whose dead fraction exceeds this is rebuilt
                                * without its dead vectors (0.3); > 1 never */
-    int ef_search;            /* HNSW efSearch of sealed segments (64) */
+    int ef_search;            /* HNSW efSearch of sealed segments (128) */
     int ivf_nprobe;           /* IVF nprobe of sealed segments (16) */
     int64_t filter_exact_max; /* a filter matching at most this many records is searched
                                * exactly over their vectors (20000) */

@@ -101,7 +101,7 @@ typedef struct rf__index_off {
 #define RF__INDEX_SEG_SIZE_MAX  ((int64_t)1 << 31)
 #define RF__INDEX_FACTORY_DEF   "HNSW32"
 #define RF__INDEX_COMPACT_DEF   0.3
-#define RF__INDEX_EF_DEF        64
+#define RF__INDEX_EF_DEF        128
 #define RF__INDEX_NPROBE_DEF    16
 #define RF__INDEX_EXACT_MAX_DEF 20000
 /* A rebuilt segment with fewer live vectors than this stays flat (exact and small). */
