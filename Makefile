@@ -19,7 +19,7 @@ test: build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) $(CTEST_FLAGS)
 
 demo: build
-	bash scripts/demo.sh $(BUILD)/ragfeed
+	bash scripts/demo.sh $(BUILD)/ragfeed $(EMBED)
 
 bench: build
 	bash bench/run.sh $(BUILD)

@@ -180,7 +180,10 @@ static srun_t search_run(rf_index_t *ix, const float *qs, int nq, const int *gt,
     rf_index_filter_t f = {.conds = &c, .cond_cnt = 1};
     snprintf(val, sizeof(val), "\"c%d\"", cat);
     for (int i = 0; i < nq; i++) {
-        rf_index_query_t q = {.vec = qs + (size_t)i * (size_t)dim, .k = K, .filter = cat >= 0 ? &f : NULL, .min_score = -2};
+        rf_index_query_t q = {.vec = qs + (size_t)i * (size_t)dim,
+                              .k = K,
+                              .filter = cat >= 0 ? &f : NULL,
+                              .min_score = -2};
         rf_index_results_t res;
         rf_err_t err;
         int64_t t = rf_mono_us();
@@ -495,7 +498,8 @@ int main(int argc, char **argv)
         if (pthread_create(&th, NULL, ingest_main, &in))
             die("thread", NULL);
         while (!atomic_load(&in.done) && cnt < 1000000) {
-            rf_index_query_t q = {.vec = qs + (size_t)(cnt % nq) * (size_t)dim, .k = K, .min_score = -2};
+            rf_index_query_t q = {
+                .vec = qs + (size_t)(cnt % nq) * (size_t)dim, .k = K, .min_score = -2};
             rf_index_results_t res;
             int64_t t = rf_mono_us();
             if (rf_index_query(ix, &q, &res, &err))

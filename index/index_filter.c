@@ -503,7 +503,7 @@ int rf__index_filter_match(const rf__index_filter_t *flt, const uint8_t *attrs)
     for (size_t i = 0; i < flt->n; i++) {
         const fcond_t *c = &flt->c[i];
         size_t off = 4;
-        entry_t e;
+        entry_t e = {0};
         int ok = 0;
         while (!ok && entry_next(attrs, total, &off, &e)) {
             if (e.ns == c->ns && e.name_len == c->name_len &&
