@@ -257,7 +257,6 @@ int rf__app_cmd_help_cmd(int argc, char **argv)
     return rf__app_cmd_help(argv[1]);
 }
 
-
 int rf_app_main(int argc, char **argv)
 {
     const rf_app_cmd_t *cmd;

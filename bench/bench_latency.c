@@ -14,6 +14,9 @@
  *
  * usage: bench_latency --bootstrap HOST:PORT --topic T --url URL --rate R --secs S
  *          [--sample N] [--workers W] [--prefix P] [--id-prefix bench:] [--wait-ms MS]
+ *          [--dump FILE]
+ * --dump writes one line per sampled event: index, produce time (ms since the start),
+ * produce-to-visible ms, produce-to-consume ms, and its state (ok, miss, timeout, ...).
  * prints one line: bench_latency rate=... achieved=... produced=... sampled=... ok=...
  *   misses=... timeouts=... errors=... p50_ms=... p99_ms=... max_ms=... kafka_p50_ms=...
  *   kafka_p99_ms=... send_delay_p99_ms=...
@@ -58,7 +61,7 @@ typedef struct probe {
 } probe_t;
 
 typedef struct bench {
-    const char *bootstrap, *topic, *url, *prefix, *id_prefix;
+    const char *bootstrap, *topic, *url, *prefix, *id_prefix, *dump;
     double rate;
     int secs, sample, workers, wait_ms;
     probe_t *probes;
@@ -449,7 +452,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: bench_latency --bootstrap HOST:PORT --topic T --url URL --rate R "
                     "--secs S [--sample N] [--workers W] [--prefix P] [--id-prefix ID] "
-                    "[--wait-ms MS]\n");
+                    "[--wait-ms MS] [--dump FILE]\n");
     exit(2);
 }
 
@@ -492,6 +495,8 @@ int main(int argc, char **argv)
             b.prefix = v;
         else if (!strcmp(o, "--id-prefix"))
             b.id_prefix = v;
+        else if (!strcmp(o, "--dump"))
+            b.dump = v;
         else if (!strcmp(o, "--wait-ms"))
             b.wait_ms = (int)strtol(v, NULL, 10);
         else
@@ -565,6 +570,22 @@ int main(int argc, char **argv)
     /* The baseline consumer has had the whole wait to catch up. */
     consumer_stop(&b, &cons);
 
+    if (b.dump) {
+        static const char *const names[] = {"new",     "queued", "ok",      "miss",
+                                            "timeout", "error",  "not_sent"};
+        FILE *f = fopen(b.dump, "w");
+        if (!f)
+            die("cannot write", b.dump);
+        for (size_t i = 0; i < b.probe_cap && (long)i * b.sample < produced; i++) {
+            const probe_t *p = &b.probes[i];
+            int64_t tc = atomic_load(&p->t_consumed_us);
+            fprintf(f, "%zu %.3f %.3f %.3f %s\n", i * (size_t)b.sample,
+                    (double)(p->t_produce_us - t0) / 1000.0,
+                    p->t_visible_us ? (double)(p->t_visible_us - p->t_produce_us) / 1000.0 : -1.0,
+                    tc ? (double)(tc - p->t_produce_us) / 1000.0 : -1.0, names[p->state]);
+        }
+        fclose(f);
+    }
     lat = xcalloc(b.probe_cap, sizeof(*lat));
     klat = xcalloc(b.probe_cap, sizeof(*klat));
     delay = xcalloc(b.probe_cap, sizeof(*delay));

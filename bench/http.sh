@@ -21,7 +21,8 @@
 # 2. Latency: bench_latency produces at 1,000 and 10,000 events/s for RF_BENCH_LAT_SECS s
 #    (each rate to a topic of its own, read by the same `ragfeed run` while it is produced:
 #    nothing waits in the broker long enough to meet the retention limit) and searches
-#    for RF_BENCH_PROBES events per second with min_position = the event's offset.
+#    for RF_BENCH_PROBES events per second with min_position = the event's offset (each
+#    probe's times land in $RF_TMP/latency-r<run>-<rate>.txt; RF_KEEP_TMP=1 keeps them).
 set -euo pipefail
 BUILD=$(cd "${1:-build}" && pwd)
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -151,7 +152,8 @@ for ((r = 1; r <= RUNS; r++)); do
     rc=0
     line=$("$BUILD/bench/bench_latency" --bootstrap "$RF_BOOTSTRAP" --topic "bench.http.lat$r.$rate" \
       --url "$RF_URL" --rate "$rate" --secs "$LAT_SECS" --sample "$sample" --workers 256 \
-      --prefix "l$r-$rate" --id-prefix "bench:" --wait-ms 10000) || rc=$?
+      --prefix "l$r-$rate" --id-prefix "bench:" --wait-ms 10000 \
+      --dump "$RF_TMP/latency-r$r-$rate.txt") || rc=$?
     [ "$rc" = 0 ] || [ "$rc" = 3 ] || rf_die "bench_latency failed ($rc)"
     for key in achieved p50_ms p99_ms kafka_p50_ms kafka_p99_ms sampled misses timeouts errors \
       unanswered produce_failed send_delay_p99_ms; do
