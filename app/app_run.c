@@ -373,8 +373,17 @@ static rf_rc prepare_batch(pipeline_t *p, stage_t *st, rf_err_t *err)
 
     if (nitems && (rc = with_backpressure(p, call_embed, st, nitems, err)))
         goto out;
-    if (nitems && p->sec && (rc = with_backpressure(p, call_embed2, st, nitems, err)))
-        goto out;
+    if (nitems && p->sec) {
+        /* The second generation never holds ingest back: when its embedder fails, the
+         * records go without its vector and stay pending for the migration (a rollback
+         * target then refuses the switch until they are filled). */
+        rf_err_t e2 = {0};
+        if (call_embed2(p, st, nitems, &e2))
+            RF_LOG(RF_LOG_WARN, RF_MOD_APP,
+                   "gen=%lld the second generation's embedder failed; its vectors of this "
+                   "batch are left to the migration: %s",
+                   (long long)p->sec->gen, e2.msg);
+    }
     if (p->label_cnt && nitems) {
         if ((rc = with_backpressure(p, call_classify, st, nitems, err)))
             goto out;
