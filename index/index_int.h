@@ -201,14 +201,6 @@ struct rf_index {
     sqlite3_stmt *wst[RF__W_COUNT];
     int64_t wseq; /* store seq as the writer knows it (equals `seq` outside apply) */
 
-    /* WAL checkpoints run beside the writer (index_store.c): the writer's commits never
-     * copy the WAL back themselves (wal_autocheckpoint = 0). */
-    sqlite3 *wal_db;
-    pthread_t wal_thr;
-    int wal_started, wal_stop; /* wal_stop under wal_mu */
-    pthread_mutex_t wal_mu;
-    pthread_cond_t wal_cond;
-
     /* Read connections. */
     pthread_mutex_t pool_mu;
     rf__index_rconn_t *pool;
@@ -274,10 +266,6 @@ struct rf_index {
 rf_rc rf__index_store_open(rf_index_t *ix, rf_err_t *err);
 /* Closes every connection (read pool included).  Safe on a partly opened ix. */
 void rf__index_store_close(rf_index_t *ix);
-/* Starts / stops the thread that checkpoints the WAL (passively, every half second) on
- * its own connection, so that no commit of the writer pays for it. */
-rf_rc rf__index_wal_start(rf_index_t *ix, rf_err_t *err);
-void rf__index_wal_stop(rf_index_t *ix);
 
 /* SQLite helpers shared with index_gen.c. */
 rf_rc rf__index_db_fail(sqlite3 *db, int src, rf_err_t *err, const char *what);

@@ -11,7 +11,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <jansson.h>
 
@@ -358,10 +357,6 @@ rf_rc rf__index_store_open(rf_index_t *ix, rf_err_t *err)
      * of a read() each (SQLite caps the size at its compiled maximum). */
     if ((rc = db_exec(ix->wdb, "PRAGMA mmap_size = 17179869184", err)))
         goto out;
-    /* The WAL is folded back by a thread of its own (rf__index_wal_start): an automatic
-     * checkpoint inside a commit stalled the writer for 150-300 ms every second or two. */
-    if ((rc = db_exec(ix->wdb, "PRAGMA wal_autocheckpoint = 0", err)))
-        goto out;
     if ((rc = schema_init(ix, err)) || (rc = load_state(ix, err)) ||
         (rc = rf__index_lsn_load(ix, err)))
         goto out;
@@ -411,70 +406,6 @@ void rf__index_store_close(rf_index_t *ix)
     ix->offs = NULL;
     ix->off_cnt = 0;
     rf__index_lsn_free(ix);
-}
-
-/* ==== WAL checkpoints ==== */
-
-static void *wal_main(void *arg)
-{
-    rf_index_t *ix = arg;
-    pthread_mutex_lock(&ix->wal_mu);
-    while (!ix->wal_stop) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 500 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&ix->wal_cond, &ix->wal_mu, &ts);
-        if (ix->wal_stop)
-            break;
-        pthread_mutex_unlock(&ix->wal_mu);
-        /* PASSIVE: copies what no reader still needs, never waits for the writer nor
-         * blocks it; the writer restarts the WAL from the top once it was all copied. */
-        sqlite3_wal_checkpoint_v2(ix->wal_db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-        pthread_mutex_lock(&ix->wal_mu);
-    }
-    pthread_mutex_unlock(&ix->wal_mu);
-    return NULL;
-}
-
-rf_rc rf__index_wal_start(rf_index_t *ix, rf_err_t *err)
-{
-    int src = sqlite3_open_v2(ix->db_path, &ix->wal_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-                              NULL);
-    if (src != SQLITE_OK)
-        return db_fail(ix->wal_db, src, err, "open the checkpoint connection");
-    sqlite3_busy_timeout(ix->wal_db, 1000);
-    pthread_mutex_init(&ix->wal_mu, NULL);
-    pthread_cond_init(&ix->wal_cond, NULL);
-    ix->wal_stop = 0;
-    if (pthread_create(&ix->wal_thr, NULL, wal_main, ix)) {
-        pthread_cond_destroy(&ix->wal_cond);
-        pthread_mutex_destroy(&ix->wal_mu);
-        return rf_err_sys(err, RF_EIO, "start the WAL checkpoint thread");
-    }
-    ix->wal_started = 1;
-    return RF_OK;
-}
-
-void rf__index_wal_stop(rf_index_t *ix)
-{
-    if (ix->wal_started) {
-        pthread_mutex_lock(&ix->wal_mu);
-        ix->wal_stop = 1;
-        pthread_cond_signal(&ix->wal_cond);
-        pthread_mutex_unlock(&ix->wal_mu);
-        pthread_join(ix->wal_thr, NULL);
-        pthread_cond_destroy(&ix->wal_cond);
-        pthread_mutex_destroy(&ix->wal_mu);
-        ix->wal_started = 0;
-    }
-    if (ix->wal_db) {
-        sqlite3_close(ix->wal_db);
-        ix->wal_db = NULL;
-    }
 }
 
 /* ==== Read connections ==== */
