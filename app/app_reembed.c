@@ -22,13 +22,19 @@
 
 /* ==== The embedder of a generation ==== */
 
-static const char *const provider_names[] = {"hash", "openai", "ollama", "tei"};
-
-static int provider_parse(const char *s)
+/* The provider names are the configuration's own (embed.provider's choices, in
+ * RF_EMBED_PROVIDER_* order). */
+static const char *const *provider_names(void)
 {
-    for (size_t i = 0; i < sizeof(provider_names) / sizeof(provider_names[0]); i++)
-        if (!strcmp(s, provider_names[i]))
-            return (int)i;
+    return rf_conf_opt_find("embed.provider")->choices;
+}
+
+int rf__app_provider_parse(const char *s)
+{
+    const char *const *names = provider_names();
+    for (int i = 0; names[i]; i++)
+        if (!strcmp(s, names[i]))
+            return i;
     return -1;
 }
 
@@ -37,7 +43,7 @@ char *rf__app_gen_desc_make(const rf_conf_t *base, const char *provider, const c
 {
     json_t *o = json_object();
     char *s, *model_id;
-    int prov = provider ? provider_parse(provider) : base->embed_provider;
+    int prov = provider ? rf__app_provider_parse(provider) : base->embed_provider;
     if (prov < 0)
         prov = base->embed_provider;
     if (!model)
@@ -46,8 +52,8 @@ char *rf__app_gen_desc_make(const rf_conf_t *base, const char *provider, const c
         url = base->embed_url;
     if (dim <= 0)
         dim = (int)base->embed_dim;
-    model_id = rf_xasprintf("%s:%s", provider_names[prov], model ? model : "");
-    json_object_set_new(o, "provider", json_string(provider_names[prov]));
+    model_id = rf_xasprintf("%s:%s", provider_names()[prov], model ? model : "");
+    json_object_set_new(o, "provider", json_string(provider_names()[prov]));
     json_object_set_new(o, "model", json_string(model ? model : ""));
     json_object_set_new(o, "dim", json_integer(dim));
     if (url && *url)
@@ -91,7 +97,7 @@ rf_rc rf__app_gen_open(const rf_conf_t *base, int64_t gen, int dim, const char *
     g->cfg = rf_xmalloc(sizeof(*g->cfg));
     *g->cfg = *base;
     if (prov) {
-        int p = provider_parse(prov);
+        int p = rf__app_provider_parse(prov);
         if (p < 0) {
             rc = rf_err_set(err, RF_ECONFIG, "generation %lld: unknown provider \"%s\"",
                             (long long)gen, prov);
@@ -228,7 +234,6 @@ rf_rc rf__app_reembed_estimate(rf_index_t *ix, const char *model_id, int dim, in
     int64_t cursor = 0;
     uint8_t *hs = NULL;
     size_t hn = 0, hcap = 0;
-    int64_t *lens = NULL;
     rf_rc rc = RF_OK;
     memset(est, 0, sizeof(*est));
     for (;;) {
@@ -251,7 +256,6 @@ rf_rc rf__app_reembed_estimate(rf_index_t *ix, const char *model_id, int dim, in
             if (hn == hcap) {
                 hcap = hcap ? hcap * 2 : 1024;
                 hs = rf_xrealloc(hs, hcap * 40);
-                lens = rf_xrealloc(lens, hcap * sizeof(*lens));
             }
             /* The hash, then the text's token estimate, so equal texts sort together. */
             memcpy(hs + hn * 40, h, 32);
@@ -282,7 +286,6 @@ rf_rc rf__app_reembed_estimate(rf_index_t *ix, const char *model_id, int dim, in
         }
     }
     free(hs);
-    free(lens);
     return rc;
 }
 

@@ -27,6 +27,8 @@ typedef struct rf__app_gen {
  * provider, model, dim (> 0) and url overriding it when given.  Caller frees. */
 char *rf__app_gen_desc_make(const rf_conf_t *base, const char *provider, const char *model, int dim,
                             const char *url);
+/* The RF_EMBED_PROVIDER_* value of a provider name (embed.provider's choices), or -1. */
+int rf__app_provider_parse(const char *name);
 /* 1 when two descriptions name the same embedder (provider, model, dim, url). */
 int rf__app_gen_desc_same(const char *a, const char *b);
 /* The embedder of generation gen.  base must outlive it. */

@@ -499,8 +499,7 @@ int rf__app_cmd_reembed(int argc, char **argv)
             goto out;
         }
     }
-    if (o.provider && strcmp(o.provider, "hash") && strcmp(o.provider, "openai") &&
-        strcmp(o.provider, "ollama") && strcmp(o.provider, "tei")) {
+    if (o.provider && rf__app_provider_parse(o.provider) < 0) {
         code = rf__app_usage_error("reembed", "--provider %s: expected hash, openai, ollama or tei",
                                    o.provider);
         goto out;

@@ -916,12 +916,10 @@ static void ctl_handle(pipeline_t *p, ctl_req_t *r)
     r->status = 200;
     if (r->kind == CTL_START) {
         rf__app_gen_t *g = NULL;
-        int resume = p->sec && rf_index_gen_second(p->ix, NULL, NULL) && p->sec &&
-                     rf__app_gen_desc_same(p->sec->desc, r->desc);
-        int building = 0;
         rf_index_gen_state st = RF_INDEX_GEN_PREVIOUS;
-        if (p->sec && rf_index_gen_second(p->ix, NULL, &st) && st == RF_INDEX_GEN_BUILDING)
-            building = 1;
+        int building =
+            p->sec && rf_index_gen_second(p->ix, NULL, &st) && st == RF_INDEX_GEN_BUILDING;
+        int resume = building && rf__app_gen_desc_same(p->sec->desc, r->desc);
         if (rf__app_gen_desc_same(p->act->desc, r->desc)) {
             r->status = 400;
             r->answer = json_err("bad_request", "the active generation already uses that embedder");
@@ -1125,9 +1123,7 @@ static int admin_api(void *opaque, const char *method, const char *path, const c
             *out = json_err("bad_request", msg);
             return 400;
         }
-        if ((prov && strcmp(prov, "hash") && strcmp(prov, "openai") && strcmp(prov, "ollama") &&
-             strcmp(prov, "tei")) ||
-            (dim && (dim < 8 || dim > 8192)) ||
+        if ((prov && rf__app_provider_parse(prov) < 0) || (dim && (dim < 8 || dim > 8192)) ||
             (cut && strcmp(cut, "auto") && strcmp(cut, "manual"))) {
             json_decref(o);
             *out = json_err("bad_request", "provider must be hash, openai, ollama or tei; dim "

@@ -18,7 +18,7 @@
 
 #include "index/index_int.h"
 
-static const char *state_name(rf_index_gen_state st)
+const char *rf_index_gen_state_name(rf_index_gen_state st)
 {
     switch (st) {
     case RF_INDEX_GEN_ACTIVE:
@@ -701,9 +701,4 @@ restart:
         }
     }
     return rc;
-}
-
-const char *rf_index_gen_state_name(rf_index_gen_state st)
-{
-    return state_name(st);
 }
