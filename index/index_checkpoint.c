@@ -1027,6 +1027,7 @@ static void teardown(rf_index_t *ix)
 {
     thread_stop(ix);
     rf__index_maint_stop(ix);
+    rf__index_wal_stop(ix);
     rf__index_store_close(ix);
     rf__index_snap_release(ix->cur);
     ix->cur = NULL;
@@ -1166,7 +1167,8 @@ rf_rc rf_index_open(const rf_index_opts_t *opts, rf_index_t **out, rf_err_t *err
 
     if ((rc = opts_check(ix, opts, err)) || (rc = rf_mkdirs(ix->dir, err)) ||
         (rc = dir_lock(ix, err)) || (rc = rf__index_store_open(ix, err)) ||
-        (rc = recover(ix, err)) || (rc = rf__index_maint_start(ix, err)))
+        (rc = rf__index_wal_start(ix, err)) || (rc = recover(ix, err)) ||
+        (rc = rf__index_maint_start(ix, err)))
         goto out;
     rc = rf__index_ckpt_thread_start(ix, err);
 out:

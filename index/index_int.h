@@ -201,6 +201,20 @@ struct rf_index {
     sqlite3_stmt *wst[RF__W_COUNT];
     int64_t wseq; /* store seq as the writer knows it (equals `seq` outside apply) */
 
+    /* WAL checkpoints (index_store.c).  A thread of its own copies the WAL back on its own
+     * connection while the writer goes on; the writer's commit hook copies only the short
+     * tail that thread left (so that the WAL can start over from the top), or everything
+     * when the WAL passes wal_max_frames.  wal_* counters are atomics. */
+    sqlite3 *wal_db;
+    pthread_t wal_thr;
+    int wal_started, wal_stop, wal_kick; /* wal_stop, wal_kick under wal_mu */
+    pthread_mutex_t wal_mu;
+    pthread_cond_t wal_cond;
+    int wal_kick_frames, wal_tail_frames, wal_max_frames;
+    int64_t wal_log, wal_done;            /* the thread's last run: WAL frames, copied */
+    int64_t wal_bg_runs, wal_inline_runs; /* checkpoints run by the thread / by a commit */
+    int64_t wal_inline_frames;            /* frames the commits copied themselves */
+
     /* Read connections. */
     pthread_mutex_t pool_mu;
     rf__index_rconn_t *pool;
@@ -266,6 +280,10 @@ struct rf_index {
 rf_rc rf__index_store_open(rf_index_t *ix, rf_err_t *err);
 /* Closes every connection (read pool included).  Safe on a partly opened ix. */
 void rf__index_store_close(rf_index_t *ix);
+/* Starts / stops the WAL checkpoint thread (see the fields above).  Start after the store
+ * is open; stop before it is closed. */
+rf_rc rf__index_wal_start(rf_index_t *ix, rf_err_t *err);
+void rf__index_wal_stop(rf_index_t *ix);
 
 /* SQLite helpers shared with index_gen.c. */
 rf_rc rf__index_db_fail(sqlite3 *db, int src, rf_err_t *err, const char *what);

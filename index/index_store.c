@@ -357,6 +357,10 @@ rf_rc rf__index_store_open(rf_index_t *ix, rf_err_t *err)
      * of a read() each (SQLite caps the size at its compiled maximum). */
     if ((rc = db_exec(ix->wdb, "PRAGMA mmap_size = 17179869184", err)))
         goto out;
+    /* A WAL that grew large (a model switch is one transaction) goes back to 64 MiB when
+     * it starts over from the top. */
+    if ((rc = db_exec(ix->wdb, "PRAGMA journal_size_limit = 67108864", err)))
+        goto out;
     if ((rc = schema_init(ix, err)) || (rc = load_state(ix, err)) ||
         (rc = rf__index_lsn_load(ix, err)))
         goto out;
@@ -406,6 +410,125 @@ void rf__index_store_close(rf_index_t *ix)
     ix->offs = NULL;
     ix->off_cnt = 0;
     rf__index_lsn_free(ix);
+}
+
+/* ==== WAL checkpoints ====
+ *
+ * SQLite's own automatic checkpoint runs inside the commit that passes 1,000 WAL frames:
+ * it copies them into the database and syncs it, and the writer waited 150-300 ms every
+ * second or two under steady ingest.  A thread that checkpoints on its own connection
+ * takes that copy off the writer, but alone it never lets the WAL start over: the writer
+ * restarts the WAL only at the start of a transaction that finds every frame copied, and
+ * a busy writer has always added frames since the thread's last pass (a long run grew
+ * the WAL to gigabytes).  So the commit hook below does both: past wal_kick_frames it
+ * wakes the thread; once the thread has copied all but a short tail (wal_tail_frames), the
+ * commit copies that tail itself, which is quick, and the next transaction starts the WAL
+ * over.  Past wal_max_frames (the thread cannot keep up) the commit copies everything,
+ * as SQLite would. */
+
+static void *wal_main(void *arg)
+{
+    rf_index_t *ix = arg;
+    pthread_mutex_lock(&ix->wal_mu);
+    for (;;) {
+        while (!ix->wal_stop && !ix->wal_kick)
+            pthread_cond_wait(&ix->wal_cond, &ix->wal_mu);
+        if (ix->wal_stop)
+            break;
+        pthread_mutex_unlock(&ix->wal_mu);
+        int log = 0, done = 0;
+        /* PASSIVE: copies what no reader still needs; never waits for the writer. */
+        int src =
+            sqlite3_wal_checkpoint_v2(ix->wal_db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+        pthread_mutex_lock(&ix->wal_mu);
+        ix->wal_kick = 0;
+        if (src == SQLITE_OK && log >= 0) {
+            ix->wal_log = log;
+            ix->wal_done = done;
+            __atomic_add_fetch(&ix->wal_bg_runs, 1, __ATOMIC_RELAXED);
+        }
+    }
+    pthread_mutex_unlock(&ix->wal_mu);
+    return NULL;
+}
+
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    rf_index_t *ix = arg;
+    int copy = 0, log = 0, done = 0;
+    (void)name;
+    if (frames < ix->wal_kick_frames)
+        return SQLITE_OK;
+    pthread_mutex_lock(&ix->wal_mu);
+    int64_t copied = ix->wal_done;
+    if (ix->wal_log > frames)
+        copied = 0; /* the WAL started over since the thread's last pass */
+    if (frames - copied <= ix->wal_tail_frames || frames >= ix->wal_max_frames) {
+        copy = 1;
+    } else if (!ix->wal_kick) {
+        ix->wal_kick = 1;
+        pthread_cond_signal(&ix->wal_cond);
+    }
+    pthread_mutex_unlock(&ix->wal_mu);
+    if (copy &&
+        sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done) == SQLITE_OK) {
+        __atomic_add_fetch(&ix->wal_inline_runs, 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&ix->wal_inline_frames, done - copied, __ATOMIC_RELAXED);
+        pthread_mutex_lock(&ix->wal_mu);
+        ix->wal_log = log;
+        ix->wal_done = done;
+        pthread_mutex_unlock(&ix->wal_mu);
+    }
+    return SQLITE_OK;
+}
+
+rf_rc rf__index_wal_start(rf_index_t *ix, rf_err_t *err)
+{
+    int src = sqlite3_open_v2(ix->db_path, &ix->wal_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                              NULL);
+    if (src != SQLITE_OK)
+        return db_fail(ix->wal_db, src, err, "open the checkpoint connection");
+    sqlite3_busy_timeout(ix->wal_db, 1000);
+    /* A connection is in WAL mode only once it has read the database: until then a
+     * checkpoint on it does nothing and says -1. */
+    if (sqlite3_exec(ix->wal_db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL) !=
+        SQLITE_OK)
+        return db_fail(ix->wal_db, sqlite3_errcode(ix->wal_db), err, "read the store");
+    ix->wal_kick_frames = 1000; /* SQLite's own default */
+    ix->wal_tail_frames = 256;
+    ix->wal_max_frames = 16384; /* 64 MiB of 4 KiB pages */
+    ix->wal_log = ix->wal_done = 0;
+    ix->wal_stop = ix->wal_kick = 0;
+    pthread_mutex_init(&ix->wal_mu, NULL);
+    pthread_cond_init(&ix->wal_cond, NULL);
+    if (pthread_create(&ix->wal_thr, NULL, wal_main, ix)) {
+        pthread_cond_destroy(&ix->wal_cond);
+        pthread_mutex_destroy(&ix->wal_mu);
+        return rf_err_sys(err, RF_EIO, "start the WAL checkpoint thread");
+    }
+    ix->wal_started = 1;
+    /* Replaces SQLite's automatic checkpoint on the writer connection. */
+    sqlite3_wal_hook(ix->wdb, wal_hook, ix);
+    return RF_OK;
+}
+
+void rf__index_wal_stop(rf_index_t *ix)
+{
+    if (ix->wal_started) {
+        sqlite3_wal_hook(ix->wdb, NULL, NULL);
+        pthread_mutex_lock(&ix->wal_mu);
+        ix->wal_stop = 1;
+        pthread_cond_signal(&ix->wal_cond);
+        pthread_mutex_unlock(&ix->wal_mu);
+        pthread_join(ix->wal_thr, NULL);
+        pthread_cond_destroy(&ix->wal_cond);
+        pthread_mutex_destroy(&ix->wal_mu);
+        ix->wal_started = 0;
+    }
+    if (ix->wal_db) {
+        sqlite3_close(ix->wal_db);
+        ix->wal_db = NULL;
+    }
 }
 
 /* ==== Read connections ==== */

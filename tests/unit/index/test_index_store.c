@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -553,6 +554,84 @@ static void test_vector_by_hash(void)
     free(dir);
 }
 
+typedef struct wal_reader {
+    rf_index_t *ix;
+    int stop;
+    int64_t searches;
+} wal_reader_t;
+
+static void *wal_reader_main(void *arg)
+{
+    wal_reader_t *r = arg;
+    float v[DIM];
+    rf_index_results_t res;
+    axis(2, v);
+    while (!__atomic_load_n(&r->stop, __ATOMIC_RELAXED)) {
+        if (rf_index_search(r->ix, v, 5, &res, NULL) == RF_OK) {
+            rf_index_results_fini(&res);
+            r->searches++;
+        }
+    }
+    return NULL;
+}
+
+/* The WAL stays bounded under a writer that never pauses while searches read: the
+ * checkpoint thread copies most of it, the commits copy the short tail, and the WAL starts
+ * over.  (A thread alone never lets a busy writer restart the WAL; SQLite's own automatic
+ * checkpoint lets it grow to 1,000 frames and copies them inside a commit.) */
+static void test_wal_bounded(void)
+{
+    char *dir = rf_test_tmpdir("ixwal");
+    rf_index_t *ix = tl_open(dir, DIM, 0);
+    char path[1024], id[32], text[600];
+    rf_index_op_t ops[100];
+    float vecs[100][DIM];
+    wal_reader_t rd = {ix, 0, 0};
+    pthread_t thr;
+    uint64_t rs = 7;
+    off_t most = 0;
+    struct stat stb;
+    const off_t frame = 4096 + 24;
+
+    ix->wal_kick_frames = 64;
+    ix->wal_tail_frames = 16;
+    ix->wal_max_frames = 400;
+    snprintf(path, sizeof(path), "%s/store.db-wal", dir);
+    memset(text, 'w', sizeof(text) - 1);
+    text[sizeof(text) - 1] = 0;
+    pthread_create(&thr, NULL, wal_reader_main, &rd);
+    for (int b = 0; b < 300; b++) {
+        for (int i = 0; i < 100; i++) {
+            snprintf(id, sizeof(id), "s:%d", (b * 100 + i) % 15000);
+            tl_vec_rand(&rs, DIM, vecs[i]);
+            ops[i] = tl_upsert(rf_xstrdup(id), "s", text, vecs[i]);
+        }
+        RF_REQUIRE(tl_apply(ix, ops, 100, NULL, 0, NULL) == RF_OK);
+        for (int i = 0; i < 100; i++)
+            free((char *)ops[i].id);
+        if (stat(path, &stb) == 0 && stb.st_size > most)
+            most = stb.st_size;
+    }
+    __atomic_store_n(&rd.stop, 1, __ATOMIC_RELAXED);
+    pthread_join(thr, NULL);
+    /* One batch writes about 60 frames; 300 of them wrote some 18,000. */
+    RF_CHECK(most > 0);
+    RF_CHECK(most <= (ix->wal_max_frames + 200) * frame);
+    RF_CHECK(__atomic_load_n(&ix->wal_bg_runs, __ATOMIC_RELAXED) > 0);
+    RF_CHECK(__atomic_load_n(&ix->wal_inline_runs, __ATOMIC_RELAXED) > 0);
+    RF_CHECK(rd.searches > 0);
+    fprintf(stderr,
+            "wal: most %lld bytes, thread %lld, commits %lld (%lld frames), %lld searches\n",
+            (long long)most, (long long)__atomic_load_n(&ix->wal_bg_runs, __ATOMIC_RELAXED),
+            (long long)__atomic_load_n(&ix->wal_inline_runs, __ATOMIC_RELAXED),
+            (long long)__atomic_load_n(&ix->wal_inline_frames, __ATOMIC_RELAXED),
+            (long long)rd.searches);
+    RF_CHECK(tl_vectors_match_store(ix, dir));
+    rf_index_close(ix);
+    rf_test_rmtree(dir);
+    free(dir);
+}
+
 RF_TEST_MAIN(test_roundtrip, test_update_replaces, test_delete, test_truncate, test_offsets_txn,
              test_dim_mismatch, test_lock, test_validation, test_corrupt_store,
-             test_position_and_wait, test_vector_by_hash)
+             test_position_and_wait, test_vector_by_hash, test_wal_bounded)
