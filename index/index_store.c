@@ -423,8 +423,8 @@ void rf__index_store_close(rf_index_t *ix)
  * the WAL to gigabytes).  So the commit hook below does both: past wal_kick_frames it
  * wakes the thread; once the thread has copied all but a short tail (wal_tail_frames), the
  * commit copies that tail itself, which is quick, and the next transaction starts the WAL
- * over.  Past wal_max_frames (the thread cannot keep up) the commit copies everything,
- * as SQLite would. */
+ * over.  Past wal_max_frames (the thread cannot keep up) the commit copies everything and
+ * waits until the WAL can start over, so the WAL never grows much past that. */
 
 static void *wal_main(void *arg)
 {
@@ -455,7 +455,7 @@ static void *wal_main(void *arg)
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 {
     rf_index_t *ix = arg;
-    int copy = 0, log = 0, done = 0;
+    int copy = -1, log = 0, done = 0;
     (void)name;
     if (frames < ix->wal_kick_frames)
         return SQLITE_OK;
@@ -463,15 +463,18 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
     int64_t copied = ix->wal_done;
     if (ix->wal_log > frames)
         copied = 0; /* the WAL started over since the thread's last pass */
-    if (frames - copied <= ix->wal_tail_frames || frames >= ix->wal_max_frames) {
-        copy = 1;
+    if (frames >= ix->wal_max_frames) {
+        copy = SQLITE_CHECKPOINT_RESTART;
+    } else if (frames - copied <= ix->wal_tail_frames) {
+        copy = SQLITE_CHECKPOINT_PASSIVE;
     } else if (!ix->wal_kick) {
         ix->wal_kick = 1;
         pthread_cond_signal(&ix->wal_cond);
     }
     pthread_mutex_unlock(&ix->wal_mu);
-    if (copy &&
-        sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done) == SQLITE_OK) {
+    /* RESTART waits (busy timeout) for the thread's pass and for readers of older frames,
+     * so that the next transaction surely starts the WAL over. */
+    if (copy >= 0 && sqlite3_wal_checkpoint_v2(db, NULL, copy, &log, &done) == SQLITE_OK) {
         __atomic_add_fetch(&ix->wal_inline_runs, 1, __ATOMIC_RELAXED);
         __atomic_add_fetch(&ix->wal_inline_frames, done - copied, __ATOMIC_RELAXED);
         pthread_mutex_lock(&ix->wal_mu);
