@@ -21,7 +21,7 @@
 #           queries; USE-Lite on RF_BENCH_RECALL_USE_DOCS (1000) and
 #           RF_BENCH_RECALL_USE_QUERIES (250).  Skipped with a line saying so when the
 #           package lists with long descriptions are absent.
-#   reembed a migration of RF_BENCH_REEMBED_N (default 100000) records to a new model
+#   reembed a migration of RF_BENCH_REEMBED_N (default 50000) records to a new model
 #           generation, with the built-in embedder and with the fake endpoint at 50 ms
 #           per request, searches running meanwhile (bench/bench_reembed.c).
 set -euo pipefail
@@ -300,7 +300,7 @@ section_recall() {
 
 # ==== reembed ====
 section_reembed() {
-  local bin=$BUILD/bench/bench_reembed n=${RF_BENCH_REEMBED_N:-100000} j=$RF_TMP/reembed.json
+  local bin=$BUILD/bench/bench_reembed n=${RF_BENCH_REEMBED_N:-50000} j=$RF_TMP/reembed.json
   local f=$RES/reembed.json
   if [ ! -x "$bin" ]; then
     say "reembed: $bin not built; skipped"
