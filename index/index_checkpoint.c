@@ -46,7 +46,7 @@
  * A manifest, index-<seq>.ckpt, is the state of the vector index at store seq <seq>:
  *   u32 number of FAISS segments, u32 their ids (read alone when pruning)
  *   u32 views, u32 next segment id, then per view (oldest first):
- *   u32 segment id, u8 kind, u8 sealed, u8 final, u8 0, u64 n, u64 cap,
+ *   u32 segment id, u8 kind, u8 sealed, u8 final, u8 interim, u64 n, u64 cap,
  *   ceil(n/8) bytes of live bitmap, and for a flat segment its rows and vectors
  *   (n i64 vids, n attribute blobs as u32 length + bytes, n*dim f32).
  * A FAISS segment is immutable once built, so it is written once, to seg-<id>.seg:
@@ -577,9 +577,9 @@ static rf_rc ckpt_load(rf_index_t *ix, int64_t name_seq, int64_t store_seq, rf__
         rf__index_view_t *v = &views[cnt];
         uint32_t id = (uint32_t)cur_u(&c, 4);
         int kind = (int)cur_u(&c, 1), sealed = (int)cur_u(&c, 1), final = (int)cur_u(&c, 1);
+        int interim = (int)cur_u(&c, 1); /* 0 in checkpoints written before it existed */
         size_t n, cap, attr_bytes = 0;
         const uint8_t *bits;
-        cur_u(&c, 1);
         n = (size_t)cur_u(&c, 8);
         cap = (size_t)cur_u(&c, 8);
         if (c.bad || n > cap || cap > (size_t)RF__INDEX_SEG_SIZE_MAX ||
@@ -591,6 +591,7 @@ static rf_rc ckpt_load(rf_index_t *ix, int64_t name_seq, int64_t store_seq, rf__
         if (kind == RF__SEG_ANN) {
             if ((rc = seg_load(ix, id, &v->seg, err)))
                 break;
+            v->seg->interim = interim != 0;
             attr_bytes = 0;
             for (size_t j = 0; j < v->seg->cap; j++)
                 attr_bytes += rf__index_attrs_len(v->seg->rows->attrs[j]);
@@ -770,7 +771,8 @@ static rf_rc manifest_build(rf_index_t *ix, const rf__index_snap_t *snap, rf_buf
     for (size_t i = 0; i < snap->cnt && !rc; i++) {
         const rf__index_view_t *v = &snap->v[i];
         const rf__index_seg_t *seg = v->seg;
-        uint8_t h[4] = {(uint8_t)seg->kind, (uint8_t)v->sealed, (uint8_t)seg->final, 0};
+        uint8_t h[4] = {(uint8_t)seg->kind, (uint8_t)v->sealed, (uint8_t)seg->final,
+                        (uint8_t)seg->interim};
         if ((rc = put_u(b, seg->id, 4, err)) || (rc = put(b, h, 4, err)) ||
             (rc = put_u(b, v->n, 8, err)) || (rc = put_u(b, seg->cap, 8, err)) ||
             (rc = put(b, v->live->b, (v->n + 7) / 8, err)))

@@ -106,6 +106,15 @@ typedef struct rf__index_off {
 #define RF__INDEX_EXACT_MAX_DEF 20000
 /* A rebuilt segment with fewer live vectors than this stays flat (exact and small). */
 #define RF__INDEX_ANN_MIN 256
+/* A sealed segment of [INTERIM_MIN, INTERIM_MAX] vectors whose factory is slow to build
+ * (HNSW) is first built as an IVF index (a k-means of sqrt(n) lists, seconds where HNSW
+ * takes minutes on 2 cores), then rebuilt with the factory when no other work waits: a
+ * steady stream of upserts keeps sealing segments faster than HNSW builds them, and until
+ * built a segment is scanned exactly. */
+#define RF__INDEX_INTERIM_MIN 2048
+#define RF__INDEX_INTERIM_MAX 262144
+/* Tests: != 0 keeps the maintenance thread from rebuilding interim indexes (atomic). */
+extern int rf__index_test_keep_interim;
 
 /* ==== Segments, snapshots (index_segment.c) ==== */
 
@@ -129,8 +138,9 @@ typedef struct rf__index_seg {
     uint32_t id; /* segment number; the rebuild that keeps iids keeps it */
     int kind;    /* RF__SEG_FLAT or RF__SEG_ANN */
     int dim;
-    int final;  /* flat by choice (too small, or factory "Flat"): never rebuilt for that */
-    size_t cap; /* slots */
+    int final;   /* flat by choice (too small, or factory "Flat"): never rebuilt for that */
+    int interim; /* ANN: the quick IVF index, awaiting its rebuild with the factory */
+    size_t cap;  /* slots */
     rf__index_rows_t *rows;
     float *vecs;          /* FLAT: cap * dim floats */
     FaissIndex *ann;      /* ANN: the factory index, ids = iids */
@@ -448,10 +458,10 @@ rf_rc rf__index_maint_start(rf_index_t *ix, rf_err_t *err);
 void rf__index_maint_stop(rf_index_t *ix);
 void rf__index_maint_kick(rf_index_t *ix);
 rf_rc rf__index_maint_wait(rf_index_t *ix, int64_t timeout_ms);
-/* Builds the factory index over n vectors (ids 0..n-1) and sets its search parameters.
+/* Builds `factory`'s index over n vectors (ids 0..n-1) and sets its search parameters.
  * *stop (may be NULL) != 0 cancels between chunks (RF_ECANCELED). */
-rf_rc rf__index_ann_build(rf_index_t *ix, const float *vecs, size_t n, const int *stop,
-                          FaissIndex **out, rf_err_t *err);
+rf_rc rf__index_ann_build(rf_index_t *ix, const char *factory, const float *vecs, size_t n,
+                          const int *stop, FaissIndex **out, rf_err_t *err);
 /* Sets efSearch / nprobe on a built or loaded index before it is published. */
 void rf__index_ann_tune(rf_index_t *ix, FaissIndex *ann);
 /* Serialises / reads a FAISS index (memory stream). */

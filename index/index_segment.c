@@ -13,6 +13,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -547,14 +548,18 @@ static int draft_append(rf_index_t *ix, draft_t *d, const rf__index_add_t *a)
     return sealed;
 }
 
-/* 1 when a sealed view has work for the maintenance thread. */
+/* 1 when a sealed view has work for the maintenance thread: a first build, or a
+ * compaction; 2 when its only work is the rebuild of an interim index with the factory
+ * (done after every view's 1). */
 static int view_needs_work(const rf_index_t *ix, const rf__index_view_t *v)
 {
     if (!v->sealed)
         return 0;
     if (v->seg->kind == RF__SEG_FLAT && !v->seg->final)
         return 1;
-    return v->n && (double)(v->n - v->live_n) > ix->compact_ratio * (double)v->n;
+    if (v->n && (double)(v->n - v->live_n) > ix->compact_ratio * (double)v->n)
+        return 1;
+    return v->seg->kind == RF__SEG_ANN && v->seg->interim ? 2 : 0;
 }
 
 void rf__index_vec_update(rf_index_t *ix, const int64_t *rm, size_t rm_n,
@@ -729,15 +734,15 @@ void rf__index_ann_tune(rf_index_t *ix, FaissIndex *ann)
     }
 }
 
-rf_rc rf__index_ann_build(rf_index_t *ix, const float *vecs, size_t n, const int *stop,
-                          FaissIndex **out, rf_err_t *err)
+rf_rc rf__index_ann_build(rf_index_t *ix, const char *factory, const float *vecs, size_t n,
+                          const int *stop, FaissIndex **out, rf_err_t *err)
 {
     FaissIndex *ann = NULL;
     FaissIndexIVF *ivf;
     rf_rc rc = RF_OK;
     const size_t chunk = 4096;
     *out = NULL;
-    if (faiss_index_factory(&ann, ix->dim, ix->factory, METRIC_INNER_PRODUCT))
+    if (faiss_index_factory(&ann, ix->dim, factory, METRIC_INNER_PRODUCT))
         return faiss_fail(err, "index_factory");
     if (!faiss_Index_is_trained(ann) && faiss_Index_train(ann, (idx_t)n, vecs)) {
         rc = faiss_fail(err, "train");
@@ -853,6 +858,12 @@ static int factory_is_flat(const char *f)
     return !strcasecmp(f, "Flat") || !strcasecmp(f, "IDMap,Flat");
 }
 
+/* The factories whose build takes minutes per 100k vectors here. */
+static int factory_is_slow(const char *f)
+{
+    return strncasecmp(f, "HNSW", 4) == 0 || strstr(f, ",HNSW") != NULL;
+}
+
 /* Installs `fresh` in place of the view of segment old_id.  live_old[j] is the old iid of
  * new iid j, or NULL when fresh keeps the old iids.  fresh == NULL drops the view.  Caller
  * holds nothing. */
@@ -929,7 +940,9 @@ static void rebuild(rf_index_t *ix, const rf__index_view_t *v)
 {
     const rf__index_seg_t *seg = v->seg;
     size_t m = v->live_n, k = 0, dim = (size_t)ix->dim;
-    int keep = v->live_n == v->n; /* nothing dead: same iids, same rows */
+    /* Nothing dead: same iids, same rows, same number.  An interim index is replaced under
+     * a new number, as its file may be named by a manifest that says it is interim. */
+    int keep = v->live_n == v->n && !seg->interim;
     size_t *live_old = NULL;
     float *vecs = NULL;
     rf__index_seg_t *fresh = NULL;
@@ -988,8 +1001,18 @@ static void rebuild(rf_index_t *ix, const rf__index_view_t *v)
         fresh->vecs = vecs;
         vecs = NULL;
     } else {
+        char quick[48];
+        const char *factory = ix->factory;
         fresh->kind = RF__SEG_ANN;
-        if ((rc = rf__index_ann_build(ix, vecs, m, &ix->mt_stop, &fresh->ann, &e)))
+        /* A first build of a segment of moderate size with a slow factory: the quick IVF
+         * index now, the factory's later (RF__INDEX_INTERIM_MIN). */
+        if (seg->kind == RF__SEG_FLAT && factory_is_slow(ix->factory) &&
+            m >= RF__INDEX_INTERIM_MIN && m <= RF__INDEX_INTERIM_MAX) {
+            snprintf(quick, sizeof(quick), "IVF%d,Flat", (int)sqrt((double)m));
+            factory = quick;
+            fresh->interim = 1;
+        }
+        if ((rc = rf__index_ann_build(ix, factory, vecs, m, &ix->mt_stop, &fresh->ann, &e)))
             goto fail;
         /* INVARIANT(index-is-a-view): the segment is checkpointed once, as soon as it is
          * built; a failed write is retried by the next checkpoint.  ckpt_mu, held until the
@@ -1007,7 +1030,10 @@ static void rebuild(rf_index_t *ix, const rf__index_view_t *v)
     rf__index_seg_inv_build(fresh);
     RF_LOG(RF_LOG_INFO, RF_MOD_INDEX,
            "segment=%u vectors=%zu dead=%zu kind=%s ms=%lld segment rebuilt", seg->id, m, v->n - m,
-           fresh->kind == RF__SEG_ANN ? ix->factory : "flat", (long long)(rf_mono_ms() - t0));
+           fresh->kind != RF__SEG_ANN ? "flat"
+           : fresh->interim           ? "IVF (interim)"
+                                      : ix->factory,
+           (long long)(rf_mono_ms() - t0));
     install(ix, seg->id, fresh, keep ? NULL : live_old, m);
     if (locked)
         pthread_mutex_unlock(&ix->ckpt_mu);
@@ -1025,14 +1051,20 @@ fail:
            e.msg);
 }
 
+int rf__index_test_keep_interim;
+
 /* Does one piece of work; 0 when there was none. */
 static int maint_step(rf_index_t *ix)
 {
     rf__index_snap_t *snap = rf__index_snap_acquire(ix);
     const rf__index_view_t *pick = NULL;
-    for (size_t i = 0; snap && i < snap->cnt && !pick; i++) {
-        if (view_needs_work(ix, &snap->v[i]) && !failed_has(ix, snap->v[i].seg->id))
-            pick = &snap->v[i];
+    /* First builds and compactions first, then the rebuilds of interim indexes. */
+    int last = __atomic_load_n(&rf__index_test_keep_interim, __ATOMIC_RELAXED) ? 1 : 2;
+    for (int want = 1; want <= last && !pick; want++) {
+        for (size_t i = 0; snap && i < snap->cnt && !pick; i++) {
+            if (view_needs_work(ix, &snap->v[i]) == want && !failed_has(ix, snap->v[i].seg->id))
+                pick = &snap->v[i];
+        }
     }
     if (pick)
         rebuild(ix, pick);

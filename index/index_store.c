@@ -8,9 +8,11 @@
  */
 #include "index/index.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -447,6 +449,7 @@ static void *wal_main(void *arg)
             ix->wal_done = done;
             __atomic_add_fetch(&ix->wal_bg_runs, 1, __ATOMIC_RELAXED);
         }
+        pthread_cond_broadcast(&ix->wal_cond); /* a commit may wait for this pass */
     }
     pthread_mutex_unlock(&ix->wal_mu);
     return NULL;
@@ -469,12 +472,26 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
         copy = SQLITE_CHECKPOINT_PASSIVE;
     } else if (!ix->wal_kick) {
         ix->wal_kick = 1;
-        pthread_cond_signal(&ix->wal_cond);
+        pthread_cond_broadcast(&ix->wal_cond);
     }
     pthread_mutex_unlock(&ix->wal_mu);
-    /* RESTART waits (busy timeout) for the thread's pass and for readers of older frames,
-     * so that the next transaction surely starts the WAL over. */
-    if (copy >= 0 && sqlite3_wal_checkpoint_v2(db, NULL, copy, &log, &done) == SQLITE_OK) {
+    if (copy < 0)
+        return SQLITE_OK;
+    int src = sqlite3_wal_checkpoint_v2(db, NULL, copy, &log, &done);
+    if (src == SQLITE_BUSY && copy == SQLITE_CHECKPOINT_RESTART) {
+        /* The thread's pass holds the checkpoint lock: wait for it (up to 5 s), then
+         * RESTART, which waits (busy timeout) for readers of older frames, so that the next
+         * transaction surely starts the WAL over. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 5;
+        pthread_mutex_lock(&ix->wal_mu);
+        while (ix->wal_kick && pthread_cond_timedwait(&ix->wal_cond, &ix->wal_mu, &ts) != ETIMEDOUT)
+            ;
+        pthread_mutex_unlock(&ix->wal_mu);
+        src = sqlite3_wal_checkpoint_v2(db, NULL, copy, &log, &done);
+    }
+    if (src == SQLITE_OK) {
         __atomic_add_fetch(&ix->wal_inline_runs, 1, __ATOMIC_RELAXED);
         __atomic_add_fetch(&ix->wal_inline_frames, done - copied, __ATOMIC_RELAXED);
         pthread_mutex_lock(&ix->wal_mu);
@@ -521,7 +538,7 @@ void rf__index_wal_stop(rf_index_t *ix)
         sqlite3_wal_hook(ix->wdb, NULL, NULL);
         pthread_mutex_lock(&ix->wal_mu);
         ix->wal_stop = 1;
-        pthread_cond_signal(&ix->wal_cond);
+        pthread_cond_broadcast(&ix->wal_cond);
         pthread_mutex_unlock(&ix->wal_mu);
         pthread_join(ix->wal_thr, NULL);
         pthread_cond_destroy(&ix->wal_cond);

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <faiss/c_api/IndexIVF_c.h>
+
 #include "index/index_int.h"
 #include "index_testlib.h"
 #include "rf_test.h"
@@ -431,6 +433,89 @@ static void test_corrupt_segment_file(void)
     free(dir);
 }
 
+/* Which kind of FAISS index the sealed ANN segments of ix are: counts of interim (IVF)
+ * ones and of factory ones. */
+static void ann_kinds(rf_index_t *ix, int *interim, int *factory)
+{
+    rf__index_snap_t *snap = rf__index_snap_acquire(ix);
+    *interim = *factory = 0;
+    for (size_t i = 0; i < snap->cnt; i++) {
+        const rf__index_seg_t *seg = snap->v[i].seg;
+        if (seg->kind != RF__SEG_ANN)
+            continue;
+        if (seg->interim) {
+            RF_CHECK(faiss_IndexIVF_cast(seg->ann) != NULL);
+            (*interim)++;
+        } else {
+            RF_CHECK(faiss_IndexIVF_cast(seg->ann) == NULL);
+            (*factory)++;
+        }
+    }
+    rf__index_snap_release(snap);
+}
+
+/* A sealed segment with the slow HNSW factory is first an IVF index; it stays correct
+ * (no dead or stale version, k results) through updates, deletes and a restart (the
+ * checkpoint says it is interim), and is then rebuilt as HNSW. */
+static void test_interim(void)
+{
+    char *dir = rf_test_tmpdir("ixint");
+    run_t r = {"HNSW16", 0, RF__INDEX_INTERIM_MIN + 100, 3000, 0, 0, 1};
+    model_t m = {rf_xcalloc(3000, sizeof(mrec_t)), 3000};
+    uint64_t st = 91;
+    long found = 0, wanted = 0;
+    int fails = 0, interim, factory;
+    rf_index_t *ix;
+    __atomic_store_n(&rf__index_test_keep_interim, 1, __ATOMIC_RELAXED);
+    ix = open_run(dir, &r);
+    for (int i = 0; i < 2600; i++)
+        upsert(ix, &m, i, &st);
+    RF_REQUIRE(rf__index_maint_wait(ix, 120000) == RF_OK);
+    ann_kinds(ix, &interim, &factory);
+    RF_CHECK_INT(interim, 1);
+    RF_CHECK_INT(factory, 0);
+    for (int i = 0; i < 300; i++) {
+        int id = (int)tl_below(&st, 2600);
+        if (i % 3 == 0) {
+            rf_index_op_t op;
+            char key[32];
+            snprintf(key, sizeof(key), "k:%d", id);
+            op = tl_delete(key, "src");
+            RF_REQUIRE(tl_apply(ix, &op, 1, NULL, 0, NULL) == RF_OK);
+            m.r[id].live = 0;
+        } else {
+            upsert(ix, &m, id, &st);
+        }
+    }
+    for (int i = 0; i < 60; i++)
+        check_search(ix, &m, &r, &st, &found, &wanted, &fails);
+    RF_CHECK_INT(fails, 0);
+    RF_REQUIRE(rf_index_checkpoint(ix, NULL) == RF_OK);
+    rf_index_close(ix);
+
+    ix = open_run(dir, &r);
+    RF_REQUIRE(rf__index_maint_wait(ix, 120000) == RF_OK);
+    ann_kinds(ix, &interim, &factory);
+    RF_CHECK_INT(interim, 1);
+    RF_CHECK_INT(factory, 0);
+    __atomic_store_n(&rf__index_test_keep_interim, 0, __ATOMIC_RELAXED);
+    rf__index_maint_kick(ix);
+    RF_REQUIRE(rf__index_maint_wait(ix, 120000) == RF_OK);
+    ann_kinds(ix, &interim, &factory);
+    RF_CHECK_INT(interim, 0);
+    RF_CHECK_INT(factory, 1);
+    for (int i = 0; i < 60; i++)
+        check_search(ix, &m, &r, &st, &found, &wanted, &fails);
+    RF_CHECK_INT(fails, 0);
+    RF_CHECK(wanted > 0 && (double)found / (double)wanted >= 0.8);
+    fprintf(stderr, "interim: recall %.3f over %ld\n", (double)found / (double)wanted, wanted);
+    RF_CHECK(tl_vectors_match_store(ix, dir));
+    rf_index_close(ix);
+    free(m.r);
+    rf_test_rmtree(dir);
+    free(dir);
+}
+
 /* Bad filters and options are refused with a precise message. */
 static void test_refusals(void)
 {
@@ -466,4 +551,5 @@ static void test_refusals(void)
     free(dir);
 }
 
-RF_TEST_MAIN(test_refusals, test_corrupt_segment_file, test_flat_exact, test_hnsw, test_ivf)
+RF_TEST_MAIN(test_refusals, test_corrupt_segment_file, test_flat_exact, test_hnsw, test_ivf,
+             test_interim)
