@@ -65,6 +65,7 @@ enum {
     RF__W_REC_LOOKUP,
     RF__W_REC_INSERT,
     RF__W_REC_UPDATE,
+    RF__W_REC_SOURCE,
     RF__W_REC_DELETE,
     RF__W_REC_TRUNCATE,
     RF__W_LOG_INSERT,

@@ -180,11 +180,15 @@ static const char *const wsql[RF__W_COUNT] = {
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,"
         " ?18, ?19, ?20)",
     [RF__W_REC_UPDATE] =
-        "UPDATE records SET id = ?2, source = ?3, text = ?4, metadata = ?5, tenant = ?6,"
-        " vector = ?7, dim = ?8, model = ?9, content_hash = ?10, label = ?11,"
-        " label_score = ?12, event_time_ms = ?13, source_pos = ?14, topic = ?15,"
-        " \"partition\" = ?16, \"offset\" = ?17, seq = ?18, updated_at_ms = ?19, gen = ?20"
-        " WHERE vid = ?1",
+        /* Not id (the key it was found by) nor source (RF__W_REC_SOURCE, when it changes):
+         * a column in the SET list costs its indexes a delete and an insert per update,
+         * even when its value stays. */
+    "UPDATE records SET text = ?4, metadata = ?5, tenant = ?6,"
+    " vector = ?7, dim = ?8, model = ?9, content_hash = ?10, label = ?11,"
+    " label_score = ?12, event_time_ms = ?13, source_pos = ?14, topic = ?15,"
+    " \"partition\" = ?16, \"offset\" = ?17, seq = ?18, updated_at_ms = ?19, gen = ?20"
+    " WHERE vid = ?1",
+    [RF__W_REC_SOURCE] = "UPDATE records SET source = ?2 WHERE vid = ?1",
     [RF__W_REC_DELETE] = "DELETE FROM records WHERE vid = ?1",
     [RF__W_REC_TRUNCATE] = "DELETE FROM records WHERE source = ?1 RETURNING vid, id, tenant",
     [RF__W_LOG_INSERT] =
@@ -927,9 +931,19 @@ static rf_rc apply_upsert(rf_index_t *ix, apply_ctx_t *c, const rf_index_op_t *o
     sqlite3_stmt *st;
     rf_rc rc;
     int existed;
-    if ((rc = rec_lookup(ix, op->id, &vid, NULL, NULL, err)))
+    char *source = NULL;
+    if ((rc = rec_lookup(ix, op->id, &vid, &source, NULL, err)))
         return rc;
     existed = vid >= 0;
+    if (existed && (!source || strcmp(source, op->source) != 0)) {
+        st = ix->wst[RF__W_REC_SOURCE];
+        sqlite3_bind_int64(st, 1, vid);
+        bind_text(st, 2, op->source);
+        rc = st_run(ix->wdb, st, err, "update record source");
+    }
+    free(source);
+    if (rc)
+        return rc;
     (*seq)++;
     /* INVARIANT(one-record-per-key): an update rewrites the one row of its id in place and
      * keeps its vid, so the old vector is replaced (removed from FAISS below), never kept

@@ -184,6 +184,12 @@ static void test_update_replaces(void)
     RF_CHECK_INT(rf_index_record_count(ix), 3);
     RF_CHECK_INT(tl_count(dir, "records"), 3);
     RF_CHECK_INT(tl_count(dir, "changelog"), 5);
+    /* An update that names another source moves the record to it (truncates follow). */
+    ops[0] = tl_upsert("s:b", "t", "other, from t", v3);
+    RF_REQUIRE(tl_apply(ix, ops, 1, NULL, 0, NULL) == RF_OK);
+    RF_CHECK_INT(tl_count(dir, "records WHERE id = 's:b' AND source = 't'"), 1);
+    RF_CHECK_INT(tl_count(dir, "records WHERE id = 's:a' AND source = 's' AND text = 'new text'"),
+                 1);
     RF_CHECK(tl_vectors_match_store(ix, dir));
     rf_index_close(ix);
     rf_test_rmtree(dir);
