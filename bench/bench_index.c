@@ -588,8 +588,12 @@ int main(int argc, char **argv)
            "%d queries, k=%d\n",
            n, dim, factory, ef, (long long)o.segment_size, nq, K);
     printf("%-58s %14s\n", "measure", "value");
-    printf("%-58s %14.0f\n", "load: apply rate, records/s (batches of 1000)", n / t_load);
-    printf("%-58s %14.1f\n", "background build of the sealed segment, s", t_build);
+    if (from) {
+        printf("%-58s %14s\n", "load and build", "saved state");
+    } else {
+        printf("%-58s %14.0f\n", "load: apply rate, records/s (batches of 1000)", n / t_load);
+        printf("%-58s %14.1f\n", "background build of the sealed segment, s", t_build);
+    }
     printf("%-58s %14.1f\n", "(ground truth, brute force, s)", t_gt);
     printf("%-58s %14.3f\n", "raw FAISS: recall@10", raw.recall);
     printf("%-58s %14.0f\n", "raw FAISS: QPS (1 thread)", raw.qps);
