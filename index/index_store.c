@@ -179,15 +179,14 @@ static const char *const wsql[RF__W_COUNT] = {
         " \"offset\", seq, updated_at_ms, gen)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,"
         " ?18, ?19, ?20)",
+    /* Neither id (the key it was found by) nor source (RF__W_REC_SOURCE, when it changes):
+     * SQLite rewrites the index entries of every column in the SET list, changed or not. */
     [RF__W_REC_UPDATE] =
-        /* Not id (the key it was found by) nor source (RF__W_REC_SOURCE, when it changes):
-         * a column in the SET list costs its indexes a delete and an insert per update,
-         * even when its value stays. */
-    "UPDATE records SET text = ?4, metadata = ?5, tenant = ?6,"
-    " vector = ?7, dim = ?8, model = ?9, content_hash = ?10, label = ?11,"
-    " label_score = ?12, event_time_ms = ?13, source_pos = ?14, topic = ?15,"
-    " \"partition\" = ?16, \"offset\" = ?17, seq = ?18, updated_at_ms = ?19, gen = ?20"
-    " WHERE vid = ?1",
+        "UPDATE records SET text = ?4, metadata = ?5, tenant = ?6,"
+        " vector = ?7, dim = ?8, model = ?9, content_hash = ?10, label = ?11,"
+        " label_score = ?12, event_time_ms = ?13, source_pos = ?14, topic = ?15,"
+        " \"partition\" = ?16, \"offset\" = ?17, seq = ?18, updated_at_ms = ?19, gen = ?20"
+        " WHERE vid = ?1",
     [RF__W_REC_SOURCE] = "UPDATE records SET source = ?2 WHERE vid = ?1",
     [RF__W_REC_DELETE] = "DELETE FROM records WHERE vid = ?1",
     [RF__W_REC_TRUNCATE] = "DELETE FROM records WHERE source = ?1 RETURNING vid, id, tenant",
@@ -935,7 +934,8 @@ static rf_rc apply_upsert(rf_index_t *ix, apply_ctx_t *c, const rf_index_op_t *o
     if ((rc = rec_lookup(ix, op->id, &vid, &source, NULL, err)))
         return rc;
     existed = vid >= 0;
-    if (existed && (!source || strcmp(source, op->source) != 0)) {
+    /* The source may be NULL on either side. */
+    if (existed && (!source != !op->source || (source && strcmp(source, op->source) != 0))) {
         st = ix->wst[RF__W_REC_SOURCE];
         sqlite3_bind_int64(st, 1, vid);
         bind_text(st, 2, op->source);
