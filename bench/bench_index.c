@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "index/index_int.h"
@@ -258,6 +259,8 @@ typedef struct ingest {
     int n, rate, secs;
     int *ids;    /* per update, made beforehand */
     float *vecs; /* per update, made beforehand */
+    char *wal_path;
+    int64_t wal_most; /* the largest size of the WAL seen after a batch */
     atomic_int done;
     double achieved;
 } ingest_t;
@@ -273,6 +276,7 @@ static void *ingest_main(void *arg)
     static char ids[BATCH * 10][24], texts[BATCH * 10][48], meta[BATCH * 10][48];
     rf_index_op_t *ops;
     int64_t t0;
+    struct stat stb;
     if (per > BATCH * 10)
         per = BATCH * 10;
     ops = rf_xcalloc((size_t)per, sizeof(*ops));
@@ -298,6 +302,8 @@ static void *ingest_main(void *arg)
         }
         if (rf_index_apply(in->ix, &b, NULL, &err))
             die("apply", &err);
+        if (stat(in->wal_path, &stb) == 0 && stb.st_size > in->wal_most)
+            in->wal_most = stb.st_size;
         sent += per;
         while (rf_mono_ms() < due)
             rf_sleep_ms(1);
@@ -399,7 +405,7 @@ int main(int argc, char **argv)
     const char *factory = "HNSW32";
     char *dir = NULL;
     int made = 0, seg2 = 50000;
-    int64_t wrote = 0;
+    int64_t wrote = 0, wal0[3] = {0, 0, 0};
     const char *save = NULL, *from = NULL;
     rf_index_opts_t o = {0};
     rf_index_t *ix;
@@ -575,6 +581,10 @@ int main(int argc, char **argv)
         int64_t *lat = rf_xmalloc(1000000 * sizeof(*lat));
         int cnt = 0;
         wrote = wchar_now();
+        in.wal_path = rf_xasprintf("%s/store.db-wal", dir);
+        wal0[0] = __atomic_load_n(&ix->wal_bg_runs, __ATOMIC_RELAXED);
+        wal0[1] = __atomic_load_n(&ix->wal_inline_runs, __ATOMIC_RELAXED);
+        wal0[2] = __atomic_load_n(&ix->wal_inline_frames, __ATOMIC_RELAXED);
         if (pthread_create(&th, NULL, ingest_main, &in))
             die("thread", NULL);
         while (!atomic_load(&in.done) && cnt < 1000000) {
@@ -588,6 +598,10 @@ int main(int argc, char **argv)
             rf_index_results_fini(&res);
         }
         pthread_join(th, NULL);
+        wal0[0] = __atomic_load_n(&ix->wal_bg_runs, __ATOMIC_RELAXED) - wal0[0];
+        wal0[1] = __atomic_load_n(&ix->wal_inline_runs, __ATOMIC_RELAXED) - wal0[1];
+        wal0[2] = __atomic_load_n(&ix->wal_inline_frames, __ATOMIC_RELAXED) - wal0[2];
+        free(in.wal_path);
         /* The WAL thread may still be copying: what the updates wrote is counted when it
          * has caught up, at the checkpoint below. */
         if (rf_index_checkpoint(ix, &err))
@@ -634,6 +648,10 @@ int main(int argc, char **argv)
     printf("%-58s %14.0f\n", "ingest: upserts/s achieved (target)", in.achieved);
     printf("%-58s %14d\n", "ingest: target upserts/s", rate);
     printf("%-58s %14d\n", "ingest: segment size of the new vectors", seg2);
+    printf("%-58s %8lld/%lld\n", "ingest: WAL copies by its thread / by commits",
+           (long long)wal0[0], (long long)wal0[1]);
+    printf("%-58s %14lld\n", "ingest: WAL frames the commits copied", (long long)wal0[2]);
+    printf("%-58s %14.1f\n", "ingest: largest WAL, MB", (double)in.wal_most / 1e6);
     printf("%-58s %14.0f\n", "ingest: bytes written per upsert (write(), all files)",
            in.achieved > 0 ? (double)wrote / (in.achieved * secs) : 0.0);
     printf("%-58s %14.3f\n", "while ingesting: search p50, ms", busy.p50);
