@@ -10,9 +10,9 @@
 # most 5 MiB per partition, so the load topic has 8 partitions (the script checks that no
 # partition lost its oldest messages).  index.segment.size is RF_BENCH_SEGMENT (20000): the
 # state after the load (one HNSW32 segment of 20,000 vectors and a flat tail of 10,000) is
-# copied once and restored before every run, so each run measures the same index.  (A
-# segment of 50,000, the default, takes about three minutes to build as HNSW on 2 cores;
-# the vector index at scale is bench/bench_index.c's subject.)
+# copied once and restored before every run, so each run measures the same index.  (With
+# the default segment of 50,000, earlier runs of this script waited 171-355 s for its HNSW
+# build; the vector index at scale is bench/bench_index.c's subject.)
 #
 # 1. Search: wrk (RF_BENCH_WRK_THREADS=2 threads, one connection each, RF_BENCH_SECS s)
 #    POSTs /v1/search with k=10 over RF_BENCH_QUERIES varied query texts; then, with
