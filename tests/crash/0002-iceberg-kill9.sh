@@ -37,6 +37,9 @@ caught_up() {
     [ "$want" = "$end" ] || return 1
   done < <(rf_partition_ends "$TOPIC" 4)
 }
+# Changelog rows applied but not yet in the table, from the running instance.
+export_lag() { rf_http GET /v1/status | rf_json "d['seq'] - d['iceberg']['exported_seq']"; }
+export_behind() { local l; l=$(export_lag 2>/dev/null) && [ "${l:-0}" -gt 0 ]; }
 # Parquet files on disk that no snapshot lists yet: the leftovers of killed commits.
 orphans() {
   local live
@@ -53,14 +56,18 @@ for ((i = 0; i < KILLS; i++)); do
   kcat -b "$RF_BOOTSTRAP" -P -t "$TOPIC" -K $'\t' -Z -z none <"$RF_TMP/ev/chunk-$(printf %03d "$i").tsv"
   if [ "$wired" = True ]; then
     # run ingests the chunk and exports it in small commits; a standalone exporter races
-    # it now and then.  The kill lands at a random moment (0-500 ms); this delay is the
-    # experiment's randomness, not a synchronisation.
+    # it now and then.  The kill lands at a random moment (0-300 ms) once the export is
+    # behind; that delay is the experiment's randomness, not a synchronisation.
     if ((i % 3 == 1)); then
       "$RF_BIN" history export "${ARGS[@]}" --set log.level=warn >/dev/null 2>&1 &
       RF_PIDS+=("$!")
     fi
-    sleep "0.$(printf %03d $(( RANDOM % 500 )))"
-    lag=$(rf_http GET /v1/status | rf_json "d['seq'] - d['iceberg']['exported_seq']" || echo 0)
+    # The export must be under way when the kill comes: some of the chunk applied and not
+    # yet exported (a kill before the chunk arrives would test nothing).  Up to 10 s; a
+    # round that never sees it behind still kills, and does not count as landed.
+    for ((w = 0; w < 200; w++)); do export_behind && break; sleep 0.05; done
+    sleep "0.$(printf %03d $(( RANDOM % 300 )))"
+    lag=$(export_lag || echo 0)
     kill -9 "$RF_RUN_PID"
     wait "$RF_RUN_PID" 2>/dev/null || true
     if [ "${lag:-0}" -gt 0 ]; then landed=$((landed + 1)); fi
