@@ -34,6 +34,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "index/index_int.h"
 
 #define BATCH    1000
@@ -113,7 +114,6 @@ static void load(rf_index_t *ix, int from, int to, int ver, float *all)
         int n = to - base < BATCH ? to - base : BATCH;
         rf_index_offset_t off = {"bench", 0, base + n};
         rf_index_batch_t b = {.ops = ops, .op_cnt = (size_t)n, .offsets = &off, .offset_cnt = 1};
-        memset(ops, 0, sizeof(ops));
         for (int i = 0; i < n; i++) {
             float *v =
                 all ? all + (size_t)(base + i) * (size_t)dim : vecs + (size_t)i * (size_t)dim;
@@ -121,15 +121,7 @@ static void load(rf_index_t *ix, int from, int to, int ver, float *all)
             snprintf(ids[i], sizeof(ids[i]), "b:%d", base + i);
             snprintf(texts[i], sizeof(texts[i]), "record %d version %d", base + i, ver);
             snprintf(meta[i], sizeof(meta[i]), "{\"cat\":\"c%d\"}", (base + i) % CATS);
-            ops[i].kind = RF_INDEX_UPSERT;
-            ops[i].id = ids[i];
-            ops[i].source = "b";
-            ops[i].text = texts[i];
-            ops[i].metadata_json = meta[i];
-            ops[i].vec = v;
-            ops[i].model = "bench";
-            ops[i].topic = "bench";
-            ops[i].offset = base + i;
+            ops[i] = bench_upsert(ids[i], "b", texts[i], meta[i], v, "bench", base + i);
         }
         if (rf_index_apply(ix, &b, NULL, &err))
             die("apply", &err);
@@ -291,14 +283,8 @@ static void *ingest_main(void *arg)
             snprintf(ids[i], sizeof(ids[i]), "b:%d", id);
             snprintf(texts[i], sizeof(texts[i]), "record %d tick %d", id, tick);
             snprintf(meta[i], sizeof(meta[i]), "{\"cat\":\"c%d\"}", id % CATS);
-            memset(&ops[i], 0, sizeof(ops[i]));
-            ops[i].kind = RF_INDEX_UPSERT;
-            ops[i].id = ids[i];
-            ops[i].source = "b";
-            ops[i].text = texts[i];
-            ops[i].metadata_json = meta[i];
-            ops[i].vec = in->vecs + at * (size_t)dim;
-            ops[i].model = "bench";
+            ops[i] =
+                bench_upsert(ids[i], "b", texts[i], meta[i], in->vecs + at * (size_t)dim, NULL, 0);
         }
         if (rf_index_apply(in->ix, &b, NULL, &err))
             die("apply", &err);

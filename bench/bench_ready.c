@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "index/index_int.h"
 
 static uint64_t rng_state = 0x2545f4914f6cdd1dull;
@@ -72,16 +73,7 @@ static void load(rf_index_t *ix, int n, int dim, int batch)
                      "item %d: a record of the time-to-ready benchmark, about eighty bytes long",
                      base + i);
             snprintf(meta[i], sizeof(meta[i]), "{\"cat\":\"c%d\"}", (base + i) % 100);
-            memset(&ops[i], 0, sizeof(ops[i]));
-            ops[i].kind = RF_INDEX_UPSERT;
-            ops[i].id = ids[i];
-            ops[i].source = "bench.items";
-            ops[i].text = texts[i];
-            ops[i].metadata_json = meta[i];
-            ops[i].vec = v;
-            ops[i].model = "bench";
-            ops[i].topic = "bench";
-            ops[i].offset = base + i;
+            ops[i] = bench_upsert(ids[i], "bench.items", texts[i], meta[i], v, "bench", base + i);
         }
         if (rf_index_apply(ix, &b, NULL, &err))
             die("apply", &err);

@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_util.h"
+
 #define DIM0 384
 
 static const char *const words[] = {"kafka", "stream",  "vector", "index",  "search", "record",
@@ -262,13 +264,9 @@ int main(int argc, char **argv)
                 snprintf(ids[j], 32, "items:%d", i + j);
                 text_of(i + j, texts[j], 256);
                 rf_embed_hash(texts[j], strlen(texts[j]), DIM0, vecs + (size_t)j * DIM0);
-                memset(&ops[j], 0, sizeof(ops[j]));
-                ops[j].kind = RF_INDEX_UPSERT;
-                ops[j].id = ids[j];
-                ops[j].source = "items";
-                ops[j].text = texts[j];
-                ops[j].vec = vecs + (size_t)j * DIM0;
-                ops[j].model = "hash:hash-v1";
+                ops[j] =
+                    bench_upsert(ids[j], "items", texts[j], NULL, vecs + (size_t)j * DIM0, NULL, 0);
+                ops[j].model = "hash:hash-v1"; /* the built-in embedder made these */
             }
             b.ops = ops;
             b.op_cnt = (size_t)n;
