@@ -168,7 +168,9 @@ const rf_conf_opt_t rf_conf_opts[] = {
         "them fast and larger means fewer sealed segments."),
     STR("index.factory", index_factory, "HNSW32", 0,
         "FAISS index_factory string for sealed segments (inner product), e.g. `HNSW32`, "
-        "`IVF1024,Flat` (trained on the segment) or `Flat` to keep every segment exact."),
+        "`IVF1024,Flat` (trained on the segment) or `Flat` to keep every segment exact. With "
+        "HNSW, a sealed segment of 2048 to 262144 vectors is first built as a quick "
+        "`IVF<sqrt n>,Flat` index, then rebuilt as HNSW when no other build waits."),
     {"index.compact.ratio", RF_CONF_DBL, OFF(index_compact_ratio), 0, 0, 0.01, 100, "0.3", NULL, 0,
      "A sealed segment whose fraction of deleted or superseded vectors exceeds this is rebuilt "
      "without them in the background; above 1 never."},
@@ -176,7 +178,8 @@ const rf_conf_opt_t rf_conf_opts[] = {
         "HNSW efSearch of sealed segments: larger finds more of the true nearest neighbours, "
         "slower."),
     INT("index.ivf.nprobe", index_ivf_nprobe, 1, 65536, "16",
-        "IVF nprobe of sealed segments (lists visited per search) when index.factory is IVF."),
+        "IVF nprobe of sealed segments (lists visited per search) when index.factory is IVF, "
+        "and of the quick IVF indexes built before HNSW."),
     INT("index.filter.exact.max", index_filter_exact_max, 1, 100000000, "20000",
         "A filtered search whose filter matches at most this many records scores them exactly "
         "instead of walking the approximate index (recall 1 for restrictive filters)."),
