@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "bench_util.h"
+#include "embed/embed.h"
 #include "index/index_int.h"
 
 #define BATCH    1000
@@ -249,16 +250,19 @@ static srun_t raw_run(rf_index_t *ix, const float *qs, int nq, const int *gt)
 typedef struct ingest {
     rf_index_t *ix;
     int n, rate, secs;
-    int *ids;    /* per update, made beforehand */
-    float *vecs; /* per update, made beforehand */
+    int *ids;        /* per update, made beforehand */
+    float *vecs;     /* per update, made beforehand */
+    uint8_t *hashes; /* per update: its text's content hash, as ingest stores it */
     char *wal_path;
     int64_t wal_most; /* the largest size of the WAL seen after a batch */
     atomic_int done;
     double achieved;
+    double apply_ms, apply_cpu_ms; /* per batch: wall time in rf_index_apply, its CPU */
 } ingest_t;
 
-/* Updates random existing records at `rate` per second in batches of rate/10.  The ids and
- * vectors are made before the clock starts (making a vector costs ~400 gaussian draws,
+/* Updates random existing records at `rate` per second in batches of rate/10, each with
+ * its text's content hash as ingest writes it.  The ids, vectors and hashes are made
+ * before the clock starts (making a vector costs ~400 gaussian draws,
  * which on 2 cores would compete with the writer and the searches it is measured
  * against). */
 static void *ingest_main(void *arg)
@@ -285,9 +289,19 @@ static void *ingest_main(void *arg)
             snprintf(meta[i], sizeof(meta[i]), "{\"cat\":\"c%d\"}", id % CATS);
             ops[i] =
                 bench_upsert(ids[i], "b", texts[i], meta[i], in->vecs + at * (size_t)dim, NULL, 0);
+            ops[i].content_hash = in->hashes + at * 32;
         }
-        if (rf_index_apply(in->ix, &b, NULL, &err))
-            die("apply", &err);
+        {
+            struct timespec c0, c1;
+            int64_t w0 = rf_mono_us();
+            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+            if (rf_index_apply(in->ix, &b, NULL, &err))
+                die("apply", &err);
+            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+            in->apply_ms += (double)(rf_mono_us() - w0) / 1e3;
+            in->apply_cpu_ms +=
+                (double)(c1.tv_sec - c0.tv_sec) * 1e3 + (double)(c1.tv_nsec - c0.tv_nsec) / 1e6;
+        }
         if (stat(in->wal_path, &stb) == 0 && stb.st_size > in->wal_most)
             in->wal_most = stb.st_size;
         sent += per;
@@ -295,6 +309,8 @@ static void *ingest_main(void *arg)
             rf_sleep_ms(1);
     }
     in->achieved = sent / ((double)(rf_mono_ms() - t0) / 1000.0);
+    in->apply_ms /= in->secs * 10;
+    in->apply_cpu_ms /= in->secs * 10;
     atomic_store(&in->done, 1);
     free(ops);
     return NULL;
@@ -311,9 +327,13 @@ static void ingest_prepare(ingest_t *in)
     total = (size_t)per * (size_t)in->secs * 10;
     in->ids = rf_xmalloc(total * sizeof(*in->ids));
     in->vecs = rf_xmalloc(total * (size_t)dim * sizeof(float));
+    in->hashes = rf_xmalloc(total * 32);
     for (size_t i = 0; i < total; i++) {
+        char text[48];
         in->ids[i] = (int)(rnd(&s) % (uint64_t)in->n);
         vec_make((uint64_t)in->ids[i], 1000u + i / (size_t)per, in->vecs + i * (size_t)dim);
+        snprintf(text, sizeof(text), "record %d tick %d", in->ids[i], (int)(i / (size_t)per));
+        rf_embed_content_hash("bench", dim, text, strlen(text), in->hashes + i * 32);
     }
 }
 
@@ -391,7 +411,7 @@ int main(int argc, char **argv)
     const char *factory = "HNSW32";
     char *dir = NULL;
     int made = 0, seg2 = 50000;
-    int64_t wrote = 0, wal0[3] = {0, 0, 0};
+    int64_t wrote = 0, wal0[4] = {0, 0, 0, 0};
     const char *save = NULL, *from = NULL;
     rf_index_opts_t o = {0};
     rf_index_t *ix;
@@ -571,6 +591,8 @@ int main(int argc, char **argv)
         wal0[0] = __atomic_load_n(&ix->wal_bg_runs, __ATOMIC_RELAXED);
         wal0[1] = __atomic_load_n(&ix->wal_inline_runs, __ATOMIC_RELAXED);
         wal0[2] = __atomic_load_n(&ix->wal_inline_frames, __ATOMIC_RELAXED);
+        wal0[3] = __atomic_load_n(&ix->wal_inline_us, __ATOMIC_RELAXED);
+        fprintf(stderr, "bench_index: ingesting for %d s\n", secs);
         if (pthread_create(&th, NULL, ingest_main, &in))
             die("thread", NULL);
         while (!atomic_load(&in.done) && cnt < 1000000) {
@@ -587,6 +609,7 @@ int main(int argc, char **argv)
         wal0[0] = __atomic_load_n(&ix->wal_bg_runs, __ATOMIC_RELAXED) - wal0[0];
         wal0[1] = __atomic_load_n(&ix->wal_inline_runs, __ATOMIC_RELAXED) - wal0[1];
         wal0[2] = __atomic_load_n(&ix->wal_inline_frames, __ATOMIC_RELAXED) - wal0[2];
+        wal0[3] = __atomic_load_n(&ix->wal_inline_us, __ATOMIC_RELAXED) - wal0[3];
         free(in.wal_path);
         /* The WAL thread may still be copying: what the updates wrote is counted when it
          * has caught up, at the checkpoint below. */
@@ -595,6 +618,7 @@ int main(int argc, char **argv)
         wrote = wchar_now() - wrote;
         free(in.ids);
         free(in.vecs);
+        free(in.hashes);
         busy.p50 = pct(lat, cnt, 0.5);
         busy.p99 = pct(lat, cnt, 0.99);
         busy.qps = cnt / (double)secs;
@@ -634,9 +658,12 @@ int main(int argc, char **argv)
     printf("%-58s %14.0f\n", "ingest: upserts/s achieved (target)", in.achieved);
     printf("%-58s %14d\n", "ingest: target upserts/s", rate);
     printf("%-58s %14d\n", "ingest: segment size of the new vectors", seg2);
+    printf("%-58s %7.1f/%.1f\n", "ingest: per batch, rf_index_apply wall / CPU, ms", in.apply_ms,
+           in.apply_cpu_ms);
     printf("%-58s %8lld/%lld\n", "ingest: WAL copies by its thread / by commits",
            (long long)wal0[0], (long long)wal0[1]);
     printf("%-58s %14lld\n", "ingest: WAL frames the commits copied", (long long)wal0[2]);
+    printf("%-58s %14.0f\n", "ingest: time the commits spent copying, ms", (double)wal0[3] / 1e3);
     printf("%-58s %14.1f\n", "ingest: largest WAL, MB", (double)in.wal_most / 1e6);
     printf("%-58s %14.0f\n", "ingest: bytes written per upsert (write(), all files)",
            in.achieved > 0 ? (double)wrote / (in.achieved * secs) : 0.0);

@@ -51,7 +51,7 @@
 #define RF__INDEX_DEAD_MAX       ((size_t)64 << 20)
 #define RF__INDEX_DIM_MAX        65536
 #define RF__INDEX_K_MAX          10000
-#define RF__INDEX_SCHEMA_VERSION 2
+#define RF__INDEX_SCHEMA_VERSION 3
 /* Read connections kept idle in the pool; more are opened on demand and closed after. */
 #define RF__INDEX_POOL_IDLE 8
 /* Checkpoints kept on disk, newest first. */
@@ -225,6 +225,7 @@ struct rf_index {
     int64_t wal_log, wal_done;            /* the thread's last run: WAL frames, copied */
     int64_t wal_bg_runs, wal_inline_runs; /* checkpoints run by the thread / by a commit */
     int64_t wal_inline_frames;            /* frames the commits copied themselves */
+    int64_t wal_inline_us;                /* time the commits spent copying */
 
     /* Read connections. */
     pthread_mutex_t pool_mu;

@@ -41,12 +41,20 @@ rf_rc rf_index_recent_json(rf_index_t *ix, size_t n, size_t snippet_chars, char 
     if (snippet_chars < 1 || snippet_chars > SNIPPET_MAX)
         return rf_err_set(err, RF_EINVAL, "recent records: snippet of %zu characters, 1..%d",
                           snippet_chars, SNIPPET_MAX);
+    /* The newest changelog rows that are some record's current version: with no record
+     * left, that would read the whole history to find none. */
+    if (rf_index_record_count(ix) == 0) {
+        *json = rf_xstrdup("[]");
+        return RF_OK;
+    }
     if ((rc = rf__index_rconn_get(ix, &c, err)))
         return rc;
     /* substr and length count characters on text, so a snippet never splits one. */
     src = sqlite3_prepare_v2(c->db,
-                             "SELECT id, source, tenant, updated_at_ms, seq, substr(text, 1, ?2),"
-                             " length(text) > ?2 FROM records ORDER BY seq DESC LIMIT ?1",
+                             "SELECT r.id, r.source, r.tenant, r.updated_at_ms, r.seq,"
+                             " substr(r.text, 1, ?2), length(r.text) > ?2 FROM changelog c"
+                             " CROSS JOIN records r ON r.vid = c.vid AND r.seq = c.seq"
+                             " ORDER BY c.seq DESC LIMIT ?1",
                              -1, &st, NULL);
     if (src != SQLITE_OK) {
         rc = rf__index_db_fail(c->db, src, err, "prepare the recent records");

@@ -141,7 +141,6 @@ static const char schema_sql[] =
     " \"offset\" INTEGER, seq INTEGER NOT NULL, updated_at_ms INTEGER NOT NULL,"
     " gen INTEGER NOT NULL DEFAULT 1);"
     "CREATE INDEX IF NOT EXISTS records_source ON records(source);"
-    "CREATE INDEX IF NOT EXISTS records_seq ON records(seq);"
     "CREATE INDEX IF NOT EXISTS records_hash ON records(content_hash);"
     "CREATE TABLE IF NOT EXISTS changelog ("
     " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -214,7 +213,10 @@ static const char *const wsql[RF__W_COUNT] = {
 };
 
 /* Creates the tables on a new store; on an existing one checks the schema version
- * (upgrading version 1) and the active generation's dim. */
+ * (upgrading versions 1 and 2) and the active generation's dim.  Version 3 has no index on
+ * records.seq: every update paid a random page of it, and the two readers by seq (the
+ * recovery scan, the recent records) find the same rows through the changelog, whose key
+ * is the seq and which has a row for every version a record ever had. */
 static rf_rc schema_init(rf_index_t *ix, rf_err_t *err)
 {
     int64_t ver = -1;
@@ -227,7 +229,7 @@ static rf_rc schema_init(rf_index_t *ix, rf_err_t *err)
         (rc = db_scalar(ix->wdb, "SELECT value FROM meta WHERE key = 'schema_version'", -1, &ver,
                         err)))
         goto out;
-    if (ver != -1 && ver != 1 && ver != RF__INDEX_SCHEMA_VERSION) {
+    if (ver != -1 && ver != 1 && ver != 2 && ver != RF__INDEX_SCHEMA_VERSION) {
         rc = rf_err_set(err, RF_ECORRUPT, "store %s: schema version %lld, this build reads %d",
                         ix->db_path, (long long)ver, RF__INDEX_SCHEMA_VERSION);
         goto out;
@@ -244,8 +246,12 @@ static rf_rc schema_init(rf_index_t *ix, rf_err_t *err)
                                  RF__INDEX_SCHEMA_VERSION, (long long)rf_now_ms());
         rc = db_exec(ix->wdb, sql, err);
         free(sql);
-    } else if (ver == 1) {
-        rc = db_exec(ix->wdb, "UPDATE meta SET value = 2 WHERE key = 'schema_version'", err);
+    } else if (ver == 1 || ver == 2) {
+        char *sql = rf_xasprintf("DROP INDEX IF EXISTS records_seq;"
+                                 "UPDATE meta SET value = %d WHERE key = 'schema_version'",
+                                 RF__INDEX_SCHEMA_VERSION);
+        rc = db_exec(ix->wdb, sql, err);
+        free(sql);
     }
     if (rc || (rc = rf__index_gen_schema(ix, ver, ix->open_gen_desc, ix->open_dim_from_store, err)))
         goto out;
@@ -480,6 +486,7 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
     pthread_mutex_unlock(&ix->wal_mu);
     if (copy < 0)
         return SQLITE_OK;
+    int64_t t0 = rf_mono_us();
     int src = sqlite3_wal_checkpoint_v2(db, NULL, copy, &log, &done);
     if (src == SQLITE_BUSY && copy == SQLITE_CHECKPOINT_RESTART) {
         /* The thread's pass holds the checkpoint lock: wait for it (up to 5 s), then
@@ -497,6 +504,7 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
     if (src == SQLITE_OK) {
         __atomic_add_fetch(&ix->wal_inline_runs, 1, __ATOMIC_RELAXED);
         __atomic_add_fetch(&ix->wal_inline_frames, done - copied, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&ix->wal_inline_us, rf_mono_us() - t0, __ATOMIC_RELAXED);
         pthread_mutex_lock(&ix->wal_mu);
         ix->wal_log = log;
         ix->wal_done = done;
@@ -671,9 +679,15 @@ rf_rc rf__index_store_scan_records(rf_index_t *ix, int64_t after, rf__index_scan
     int64_t total = 0;
     rf_rc rc = RF_OK;
     int src;
+    /* After a checkpoint, the records whose current version is newer: each has exactly
+     * one changelog row with its seq (CROSS JOIN keeps the changelog outside). */
     if (sqlite3_prepare_v2(ix->wdb,
-                           "SELECT vid, vector, source, tenant, label, metadata, event_time_ms"
-                           " FROM records WHERE seq > ?1",
+                           after < 0 ? "SELECT vid, vector, source, tenant, label, metadata,"
+                                       " event_time_ms FROM records"
+                                     : "SELECT r.vid, r.vector, r.source, r.tenant, r.label,"
+                                       " r.metadata, r.event_time_ms FROM changelog c"
+                                       " CROSS JOIN records r ON r.vid = c.vid AND r.seq = c.seq"
+                                       " WHERE c.seq > ?1",
                            -1, &st, NULL) != SQLITE_OK) {
         rc = db_fail(ix->wdb, sqlite3_errcode(ix->wdb), err, "read records");
         goto out;

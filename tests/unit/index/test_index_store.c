@@ -472,6 +472,74 @@ static void test_corrupt_store(void)
     free(dir);
 }
 
+/* A store of schema version 2 (with its index on records.seq) opens as version 3 without
+ * that index, and the readers that went by seq give the same answers through the
+ * changelog: the recent records newest first, each once, never a deleted one. */
+static void test_schema_upgrade(void)
+{
+    char *dir = rf_test_tmpdir("ixver");
+    char *path = rf_xasprintf("%s/store.db", dir);
+    rf_index_t *ix = tl_open(dir, DIM, 0);
+    rf_index_op_t ops[4];
+    float v[4][DIM];
+    char *js = NULL;
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    json_t *arr;
+    for (int i = 0; i < 4; i++)
+        axis(i, v[i]);
+    ops[0] = tl_upsert("s:a", "s", "alpha", v[0]);
+    ops[1] = tl_upsert("s:b", "s", "beta", v[1]);
+    ops[2] = tl_upsert("s:c", "s", "gamma", v[2]);
+    RF_REQUIRE(tl_apply(ix, ops, 3, NULL, 0, NULL) == RF_OK);
+    rf_index_close(ix);
+    RF_REQUIRE(sqlite3_open(path, &db) == SQLITE_OK);
+    RF_REQUIRE(sqlite3_exec(db,
+                            "CREATE INDEX records_seq ON records(seq);"
+                            "UPDATE meta SET value = 2 WHERE key = 'schema_version'",
+                            NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(db);
+
+    ix = tl_open(dir, DIM, 0);
+    /* a updated (newest), c deleted, b untouched: recent is a then b. */
+    ops[0] = tl_upsert("s:a", "s", "alpha two", v[3]);
+    ops[1] = tl_delete("s:c", "s");
+    RF_REQUIRE(tl_apply(ix, ops, 2, NULL, 0, NULL) == RF_OK);
+    RF_REQUIRE(rf_index_recent_json(ix, 10, 100, &js, NULL) == RF_OK);
+    arr = json_loads(js, 0, NULL);
+    RF_REQUIRE(arr && json_array_size(arr) == 2);
+    RF_CHECK_STR(json_string_value(json_object_get(json_array_get(arr, 0), "id")), "s:a");
+    RF_CHECK_STR(json_string_value(json_object_get(json_array_get(arr, 1), "id")), "s:b");
+    json_decref(arr);
+    free(js);
+    rf_index_close(ix);
+
+    RF_REQUIRE(sqlite3_open(path, &db) == SQLITE_OK);
+    RF_REQUIRE(
+        sqlite3_prepare_v2(db,
+                           "SELECT (SELECT value FROM meta WHERE key = 'schema_version'),"
+                           " (SELECT COUNT(*) FROM sqlite_master WHERE name = 'records_seq')",
+                           -1, &st, NULL) == SQLITE_OK);
+    RF_REQUIRE(sqlite3_step(st) == SQLITE_ROW);
+    RF_CHECK_INT(sqlite3_column_int(st, 0), RF__INDEX_SCHEMA_VERSION);
+    RF_CHECK_INT(sqlite3_column_int(st, 1), 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+
+    /* Every record deleted: the recent records are none. */
+    ix = tl_open(dir, DIM, 0);
+    ops[0] = tl_delete("s:a", "s");
+    ops[1] = tl_delete("s:b", "s");
+    RF_REQUIRE(tl_apply(ix, ops, 2, NULL, 0, NULL) == RF_OK);
+    RF_REQUIRE(rf_index_recent_json(ix, 10, 100, &js, NULL) == RF_OK);
+    RF_CHECK_STR(js, "[]");
+    free(js);
+    rf_index_close(ix);
+    free(path);
+    rf_test_rmtree(dir);
+    free(dir);
+}
+
 /* Applies a batch of dead letters only from another thread after a short while. */
 typedef struct late_apply {
     rf_index_t *ix;
@@ -640,4 +708,4 @@ static void test_wal_bounded(void)
 
 RF_TEST_MAIN(test_roundtrip, test_update_replaces, test_delete, test_truncate, test_offsets_txn,
              test_dim_mismatch, test_lock, test_validation, test_corrupt_store,
-             test_position_and_wait, test_vector_by_hash, test_wal_bounded)
+             test_position_and_wait, test_vector_by_hash, test_wal_bounded, test_schema_upgrade)
