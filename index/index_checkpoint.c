@@ -1043,6 +1043,7 @@ static void teardown(rf_index_t *ix)
     pthread_cond_destroy(&ix->pos_cond);
     pthread_mutex_destroy(&ix->pos_mu);
     pthread_cond_destroy(&ix->mt_cond);
+    pthread_cond_destroy(&ix->sb_cond);
     pthread_cond_destroy(&ix->mt_idle_cond);
     pthread_mutex_destroy(&ix->mt_mu);
     pthread_mutex_destroy(&ix->ckpt_mu);
@@ -1164,6 +1165,7 @@ rf_rc rf_index_open(const rf_index_opts_t *opts, rf_index_t **out, rf_err_t *err
     pthread_cond_init(&ix->mt_idle_cond, &ca);
     pthread_condattr_destroy(&ca);
     pthread_cond_init(&ix->mt_cond, NULL);
+    pthread_cond_init(&ix->sb_cond, NULL);
     pthread_mutex_init(&ix->pos_mu, NULL);
     pthread_cond_init(&ix->pos_cond, NULL); /* realtime clock: pthread_cond_timedwait */
 

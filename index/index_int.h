@@ -24,7 +24,10 @@
  *    the offsets map are guarded by `stat_mu`.
  *  - The maintenance thread builds and compacts segments from a snapshot, without locks,
  *    then, holding ckpt_mu (so that no checkpoint prunes the file meanwhile), writes the
- *    new segment's file and installs it under w_mu.
+ *    new segment's file and installs it under w_mu.  It alone removes sealed views.  It
+ *    does the quick builds (flat, the interim IVF) itself, at normal priority, as searches
+ *    scan a segment exactly until it is built; it hands the slow ones (HNSW) to the slow
+ *    builder thread, at the lowest priority, and installs them once built.
  *  - The checkpoint thread (when checkpoint_interval_ms > 0) and rf_index_checkpoint write
  *    a snapshot under `ckpt_mu` only: searches and the writer go on.
  *  - Lock order, when more than one is held: ckpt_mu, w_mu, cur_mu, stat_mu, pos_mu, mt_mu.
@@ -272,6 +275,16 @@ struct rf_index {
     uint32_t *mt_failed; /* segment ids whose rebuild failed: not retried (under mt_mu) */
     size_t mt_failed_n;
     pthread_t mt_thr;
+    /* The slow builder: a thread at the lowest priority that builds, one at a time, the
+     * indexes whose factory takes minutes (HNSW), so that the maintenance thread goes on
+     * with the quick builds searches wait for.  The maintenance thread hands a job over
+     * (sb_job) and installs it once built (sb_done); both under mt_mu. */
+    pthread_t sb_thr;
+    pthread_cond_t sb_cond; /* a job was handed over, or stop */
+    struct rf__index_slow *sb_job, *sb_done;
+    uint32_t sb_busy; /* id of the segment a slow job replaces, 0 when none (under mt_mu) */
+    int sb_hold;      /* tests: != 0 keeps the slow builder from starting a job (under mt_mu) */
+    int sb_started;
 
     /* Checkpoints. */
     pthread_mutex_t ckpt_mu; /* one checkpoint writer at a time */
@@ -460,10 +473,13 @@ rf_rc rf__index_maint_start(rf_index_t *ix, rf_err_t *err);
 void rf__index_maint_stop(rf_index_t *ix);
 void rf__index_maint_kick(rf_index_t *ix);
 rf_rc rf__index_maint_wait(rf_index_t *ix, int64_t timeout_ms);
-/* Builds `factory`'s index over n vectors (ids 0..n-1) and sets its search parameters.
- * *stop (may be NULL) != 0 cancels between chunks (RF_ECANCELED). */
+/* Tests: hold != 0 keeps the slow builder from starting the job handed to it. */
+void rf__index_test_slow_hold(rf_index_t *ix, int hold);
+/* Builds `factory`'s index over n vectors (ids 0..n-1) and sets its search parameters;
+ * an index that needs training trains on at most train_max of them (0: all).  *stop (may
+ * be NULL) != 0 cancels between chunks (RF_ESTOPPED). */
 rf_rc rf__index_ann_build(rf_index_t *ix, const char *factory, const float *vecs, size_t n,
-                          const int *stop, FaissIndex **out, rf_err_t *err);
+                          size_t train_max, const int *stop, FaissIndex **out, rf_err_t *err);
 /* Sets efSearch / nprobe on a built or loaded index before it is published. */
 void rf__index_ann_tune(rf_index_t *ix, FaissIndex *ann);
 /* Serialises / reads a FAISS index (memory stream). */

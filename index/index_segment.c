@@ -735,18 +735,33 @@ void rf__index_ann_tune(rf_index_t *ix, FaissIndex *ann)
 }
 
 rf_rc rf__index_ann_build(rf_index_t *ix, const char *factory, const float *vecs, size_t n,
-                          const int *stop, FaissIndex **out, rf_err_t *err)
+                          size_t train_max, const int *stop, FaissIndex **out, rf_err_t *err)
 {
     FaissIndex *ann = NULL;
     FaissIndexIVF *ivf;
     rf_rc rc = RF_OK;
-    const size_t chunk = 4096;
+    /* Small enough that a stop (close, a model switch) waits little even for a build at
+     * the lowest priority on busy cores. */
+    const size_t chunk = 1024;
     *out = NULL;
     if (faiss_index_factory(&ann, ix->dim, factory, METRIC_INNER_PRODUCT))
         return faiss_fail(err, "index_factory");
-    if (!faiss_Index_is_trained(ann) && faiss_Index_train(ann, (idx_t)n, vecs)) {
-        rc = faiss_fail(err, "train");
-        goto out;
+    if (!faiss_Index_is_trained(ann)) {
+        /* An evenly spread sample of train_max vectors when there are more. */
+        size_t nt = train_max && train_max < n ? train_max : n, dim = (size_t)ix->dim;
+        float *sample = NULL;
+        int bad;
+        if (nt < n) {
+            sample = rf_xmalloc(nt * dim * sizeof(float));
+            for (size_t i = 0; i < nt; i++)
+                memcpy(sample + i * dim, vecs + (i * n / nt) * dim, dim * sizeof(float));
+        }
+        bad = faiss_Index_train(ann, (idx_t)nt, sample ? sample : vecs) != 0;
+        free(sample);
+        if (bad) {
+            rc = faiss_fail(err, "train");
+            goto out;
+        }
     }
     for (size_t i = 0; i < n; i += chunk) {
         size_t m = n - i < chunk ? n - i : chunk;
@@ -934,42 +949,102 @@ static void install(rf_index_t *ix, uint32_t old_id, rf__index_seg_t *fresh, con
     pthread_mutex_unlock(&ix->w_mu);
 }
 
-/* Rebuilds one sealed view (from a snapshot the caller holds): without its dead vectors
- * when it has any, as the factory index unless it is small. */
-static void rebuild(rf_index_t *ix, const rf__index_view_t *v)
+/* One rebuild: the live vectors of a sealed view gathered into a fresh segment, whose
+ * index is built either by the maintenance thread at once or by the slow builder. */
+typedef struct rf__index_slow {
+    uint32_t src_id;        /* the segment it replaces */
+    rf__index_seg_t *fresh; /* rows in place; ann filled by the build */
+    float *vecs;            /* the live vectors (NULL once a flat segment took them) */
+    size_t *live_old;       /* new iid j was old iid live_old[j] (NULL: same iids) */
+    size_t m, dead;
+    char factory[48]; /* what is built; "" for a flat segment */
+    rf_rc rc;
+    rf_err_t err;
+    int64_t t0;
+} slow_t;
+
+static void job_free(slow_t *j)
+{
+    if (!j)
+        return;
+    rf__index_seg_unref(j->fresh);
+    free(j->vecs);
+    free(j->live_old);
+    free(j);
+}
+
+/* The factory a rebuild of view v (needs_work `want`, m live vectors) builds, in buf: ""
+ * for a flat segment; *interim is set for the quick IVF index that stands in for a slow
+ * factory: at a first build, and at a compaction of an interim index (the factory's
+ * rebuild comes later, as want 2). */
+static void build_factory(const rf_index_t *ix, const rf__index_view_t *v, int want, size_t m,
+                          char *buf, size_t len, int *interim)
+{
+    *interim = 0;
+    if (m < RF__INDEX_ANN_MIN || factory_is_flat(ix->factory)) {
+        buf[0] = 0;
+    } else if (factory_is_slow(ix->factory) && m >= RF__INDEX_INTERIM_MIN &&
+               m <= RF__INDEX_INTERIM_MAX &&
+               (v->seg->kind == RF__SEG_FLAT || (v->seg->interim && want == 1))) {
+        snprintf(buf, len, "IVF%d,Flat", (int)sqrt((double)m));
+        *interim = 1;
+    } else {
+        snprintf(buf, len, "%s", ix->factory);
+    }
+}
+
+/* 1 when a rebuild of v goes to the slow builder. */
+static int build_is_slow(const rf_index_t *ix, const rf__index_view_t *v, int want)
+{
+    char f[48];
+    int interim;
+    build_factory(ix, v, want, v->live_n, f, sizeof(f), &interim);
+    return f[0] && !interim && factory_is_slow(f);
+}
+
+/* Gathers the live vectors of sealed view v (from a snapshot the caller holds) into a new
+ * job: without its dead vectors when it has any.  NULL when it has no live vector left
+ * (the view is dropped at once) or its vectors cannot be read (not retried). */
+static slow_t *job_begin(rf_index_t *ix, const rf__index_view_t *v, int want)
 {
     const rf__index_seg_t *seg = v->seg;
     size_t m = v->live_n, k = 0, dim = (size_t)ix->dim;
     /* Nothing dead: same iids, same rows, same number.  An interim index is replaced under
      * a new number, as its file may be named by a manifest that says it is interim. */
-    int keep = v->live_n == v->n && !seg->interim;
-    size_t *live_old = NULL;
-    float *vecs = NULL;
-    rf__index_seg_t *fresh = NULL;
-    rf_err_t e;
-    int64_t t0 = rf_mono_ms();
+    int keep = v->live_n == v->n && !seg->interim, interim;
+    slow_t *j;
+    rf__index_seg_t *fresh;
     rf_rc rc = RF_OK;
-    int locked = 0;
     if (!m) {
         install(ix, seg->id, NULL, NULL, 0);
-        return;
+        return NULL;
     }
-    live_old = rf_xmalloc(m * sizeof(*live_old));
-    vecs = rf_xmalloc(m * dim * sizeof(float));
+    j = rf_xcalloc(1, sizeof(*j));
+    j->t0 = rf_mono_ms();
+    j->src_id = seg->id;
+    j->m = m;
+    j->dead = v->n - m;
+    j->live_old = rf_xmalloc(m * sizeof(*j->live_old));
+    j->vecs = rf_xmalloc(m * dim * sizeof(float));
     for (size_t i = 0; i < v->n && k < m; i++) {
         if (!rf__index_bit(v->live, i))
             continue;
-        live_old[k] = i;
-        if ((rc = rf__index_seg_vector(seg, i, vecs + k * dim, &e)))
+        j->live_old[k] = i;
+        if ((rc = rf__index_seg_vector(seg, i, j->vecs + k * dim, &j->err)))
             break;
         k++;
     }
     if (!rc && k != m)
-        rc = rf_err_set(&e, RF_EINDEX, "segment %u: %zu live vectors, bitmap says %zu", seg->id, k,
-                        m);
-    if (rc)
-        goto fail;
-    fresh = rf_xcalloc(1, sizeof(*fresh));
+        rc = rf_err_set(&j->err, RF_EINDEX, "segment %u: %zu live vectors, bitmap says %zu",
+                        seg->id, k, m);
+    if (rc) {
+        failed_add(ix, seg->id);
+        RF_LOG(RF_LOG_WARN, RF_MOD_INDEX, "segment=%u rebuild failed, kept as it is: %s", seg->id,
+               j->err.msg);
+        job_free(j);
+        return NULL;
+    }
+    fresh = j->fresh = rf_xcalloc(1, sizeof(*fresh));
     fresh->refs = 1;
     fresh->id = seg->id;
     if (!keep) {
@@ -983,37 +1058,64 @@ static void rebuild(rf_index_t *ix, const rf__index_view_t *v)
     if (keep) {
         fresh->rows = seg->rows;
         ref_inc(&seg->rows->refs);
+        free(j->live_old);
+        j->live_old = NULL;
     } else {
         fresh->rows = rows_new(m);
-        for (size_t j = 0; j < m; j++) {
-            const uint8_t *a = seg->rows->attrs[live_old[j]];
+        for (size_t i = 0; i < m; i++) {
+            const uint8_t *a = seg->rows->attrs[j->live_old[i]];
             size_t al = rf__index_attrs_len(a);
-            fresh->rows->vids[j] = seg->rows->vids[live_old[j]];
-            fresh->rows->attrs[j] = a ? rf_xmalloc(al) : NULL;
+            fresh->rows->vids[i] = seg->rows->vids[j->live_old[i]];
+            fresh->rows->attrs[i] = a ? rf_xmalloc(al) : NULL;
             if (a)
-                memcpy(fresh->rows->attrs[j], a, al);
+                memcpy(fresh->rows->attrs[i], a, al);
         }
         fresh->rows->filled = m;
     }
-    if (m < RF__INDEX_ANN_MIN || factory_is_flat(ix->factory)) {
+    build_factory(ix, v, want, m, j->factory, sizeof(j->factory), &interim);
+    fresh->interim = interim;
+    if (!j->factory[0]) {
         fresh->kind = RF__SEG_FLAT;
         fresh->final = 1;
-        fresh->vecs = vecs;
-        vecs = NULL;
+        fresh->vecs = j->vecs;
+        j->vecs = NULL;
     } else {
-        char quick[48];
-        const char *factory = ix->factory;
         fresh->kind = RF__SEG_ANN;
-        /* A first build of a segment of moderate size with a slow factory: the quick IVF
-         * index now, the factory's later (RF__INDEX_INTERIM_MIN). */
-        if (seg->kind == RF__SEG_FLAT && factory_is_slow(ix->factory) &&
-            m >= RF__INDEX_INTERIM_MIN && m <= RF__INDEX_INTERIM_MAX) {
-            snprintf(quick, sizeof(quick), "IVF%d,Flat", (int)sqrt((double)m));
-            factory = quick;
-            fresh->interim = 1;
+    }
+    return j;
+}
+
+/* Builds the job's index (nothing for a flat segment); j->rc says how it went. */
+static void job_build(rf_index_t *ix, slow_t *j)
+{
+    /* The quick IVF trains on 64 vectors per list (FAISS asks for 39 to 256): k-means on
+     * all of 50,000 vectors took 3.5x longer here. */
+    size_t train_max = j->fresh->interim ? 64 * (size_t)sqrt((double)j->m) : 0;
+    if (j->factory[0])
+        j->rc = rf__index_ann_build(ix, j->factory, j->vecs, j->m, train_max, &ix->mt_stop,
+                                    &j->fresh->ann, &j->err);
+    free(j->vecs);
+    j->vecs = NULL;
+}
+
+/* Writes the built segment's file and installs it in place of its source (maintenance
+ * thread only: it alone removes sealed views, so the source is still there).  Frees j. */
+static void job_finish(rf_index_t *ix, slow_t *j)
+{
+    rf__index_seg_t *fresh = j->fresh;
+    int locked = 0;
+    if (j->rc) {
+        if (j->rc != RF_ESTOPPED) {
+            /* The segment stays as it is (correct, only slower to search); not retried. */
+            failed_add(ix, j->src_id);
+            RF_LOG(RF_LOG_WARN, RF_MOD_INDEX, "segment=%u rebuild failed, kept as it is: %s",
+                   j->src_id, j->err.msg);
         }
-        if ((rc = rf__index_ann_build(ix, factory, vecs, m, &ix->mt_stop, &fresh->ann, &e)))
-            goto fail;
+        job_free(j);
+        return;
+    }
+    if (fresh->kind == RF__SEG_ANN) {
+        rf_err_t e;
         /* INVARIANT(index-is-a-view): the segment is checkpointed once, as soon as it is
          * built; a failed write is retried by the next checkpoint.  ckpt_mu, held until the
          * segment is installed, keeps a checkpoint from pruning the file in between. */
@@ -1022,33 +1124,22 @@ static void rebuild(rf_index_t *ix, const rf__index_view_t *v)
         if (rf__index_seg_write(ix, fresh, &e)) {
             RF_LOG(RF_LOG_WARN, RF_MOD_INDEX, "segment=%u not written, retried later: %s",
                    fresh->id, e.msg);
-            fresh->ann_bytes = m * (dim * sizeof(float) + 64 * sizeof(int32_t));
+            fresh->ann_bytes = j->m * ((size_t)ix->dim * sizeof(float) + 64 * sizeof(int32_t));
         }
     }
-    free(vecs);
-    vecs = NULL;
     rf__index_seg_inv_build(fresh);
     RF_LOG(RF_LOG_INFO, RF_MOD_INDEX,
-           "segment=%u vectors=%zu dead=%zu kind=%s ms=%lld segment rebuilt", seg->id, m, v->n - m,
+           "segment=%u vectors=%zu dead=%zu kind=%s ms=%lld segment rebuilt", j->src_id, j->m,
+           j->dead,
            fresh->kind != RF__SEG_ANN ? "flat"
            : fresh->interim           ? "IVF (interim)"
-                                      : ix->factory,
-           (long long)(rf_mono_ms() - t0));
-    install(ix, seg->id, fresh, keep ? NULL : live_old, m);
+                                      : j->factory,
+           (long long)(rf_mono_ms() - j->t0));
+    j->fresh = NULL;
+    install(ix, j->src_id, fresh, j->live_old, j->m);
     if (locked)
         pthread_mutex_unlock(&ix->ckpt_mu);
-    free(live_old);
-    return;
-fail:
-    rf__index_seg_unref(fresh);
-    free(vecs);
-    free(live_old);
-    if (rc == RF_ESTOPPED)
-        return;
-    /* The segment stays as it is (correct, only slower to search); not retried. */
-    failed_add(ix, seg->id);
-    RF_LOG(RF_LOG_WARN, RF_MOD_INDEX, "segment=%u rebuild failed, kept as it is: %s", seg->id,
-           e.msg);
+    job_free(j);
 }
 
 int rf__index_test_keep_interim;
@@ -1056,29 +1147,57 @@ int rf__index_test_keep_interim;
 /* Does one piece of work; 0 when there was none. */
 static int maint_step(rf_index_t *ix)
 {
-    rf__index_snap_t *snap = rf__index_snap_acquire(ix);
+    rf__index_snap_t *snap;
     const rf__index_view_t *pick = NULL;
+    slow_t *done, *j;
+    int want = 0, slow = 0, builder_free;
     /* First builds and compactions first, then the rebuilds of interim indexes. */
     int last = __atomic_load_n(&rf__index_test_keep_interim, __ATOMIC_RELAXED) ? 1 : 2;
-    for (int want = 1; want <= last && !pick; want++) {
+    uint32_t busy;
+    pthread_mutex_lock(&ix->mt_mu);
+    done = ix->sb_done;
+    ix->sb_done = NULL;
+    if (done)
+        ix->sb_busy = 0;
+    busy = ix->sb_busy;
+    builder_free = ix->sb_started && !ix->sb_job && !busy;
+    pthread_mutex_unlock(&ix->mt_mu);
+    if (done) {
+        job_finish(ix, done);
+        return 1;
+    }
+    snap = rf__index_snap_acquire(ix);
+    for (want = 1; want <= last && !pick; want++) {
         for (size_t i = 0; snap && i < snap->cnt && !pick; i++) {
-            if (view_needs_work(ix, &snap->v[i]) == want && !failed_has(ix, snap->v[i].seg->id))
-                pick = &snap->v[i];
+            const rf__index_view_t *v = &snap->v[i];
+            if (view_needs_work(ix, v) != want || v->seg->id == busy || failed_has(ix, v->seg->id))
+                continue;
+            slow = build_is_slow(ix, v, want);
+            /* A slow build waits for the builder; without one (tests) it runs here. */
+            if (slow && ix->sb_started && !builder_free)
+                continue;
+            pick = v;
         }
     }
-    if (pick)
-        rebuild(ix, pick);
+    want--;
+    j = pick ? job_begin(ix, pick, want) : NULL;
     rf__index_snap_release(snap);
+    if (j && slow && ix->sb_started) {
+        pthread_mutex_lock(&ix->mt_mu);
+        ix->sb_job = j;
+        ix->sb_busy = j->src_id;
+        pthread_cond_signal(&ix->sb_cond);
+        pthread_mutex_unlock(&ix->mt_mu);
+    } else if (j) {
+        job_build(ix, j);
+        job_finish(ix, j);
+    }
     return pick != NULL;
 }
 
 static void *maint_main(void *arg)
 {
     rf_index_t *ix = arg;
-    /* Rebuilds are background work: on Linux nice is per thread, and the OpenMP workers a
-     * build starts inherit it, so searches and the writer keep the cores they need. */
-    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10))
-        RF_LOG(RF_LOG_DEBUG, RF_MOD_INDEX, "maintenance thread keeps its priority");
 #if defined(__SANITIZE_THREAD__)
     /* libgomp's own synchronisation is invisible to ThreadSanitizer. */
     omp_set_num_threads(1);
@@ -1086,8 +1205,10 @@ static void *maint_main(void *arg)
     pthread_mutex_lock(&ix->mt_mu);
     for (;;) {
         while (!ix->mt_stop && !ix->mt_kick) {
-            ix->mt_idle = 1;
-            pthread_cond_broadcast(&ix->mt_idle_cond);
+            /* Idle only when the slow builder holds no job either. */
+            ix->mt_idle = !ix->sb_busy;
+            if (ix->mt_idle)
+                pthread_cond_broadcast(&ix->mt_idle_cond);
             pthread_cond_wait(&ix->mt_cond, &ix->mt_mu);
         }
         if (ix->mt_stop)
@@ -1105,26 +1226,83 @@ static void *maint_main(void *arg)
     return NULL;
 }
 
+/* The slow builder: builds each job handed over, then wakes the maintenance thread to
+ * install it. */
+static void *slow_main(void *arg)
+{
+    rf_index_t *ix = arg;
+    /* Background work: on Linux nice is per thread, and the OpenMP workers a build starts
+     * inherit it, so searches, the writer and the quick builds keep the cores they need. */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19))
+        RF_LOG(RF_LOG_DEBUG, RF_MOD_INDEX, "slow builder keeps its priority");
+#if defined(__SANITIZE_THREAD__)
+    omp_set_num_threads(1);
+#endif
+    pthread_mutex_lock(&ix->mt_mu);
+    for (;;) {
+        while (!ix->mt_stop && (!ix->sb_job || ix->sb_hold))
+            pthread_cond_wait(&ix->sb_cond, &ix->mt_mu);
+        if (ix->mt_stop)
+            break;
+        slow_t *j = ix->sb_job;
+        pthread_mutex_unlock(&ix->mt_mu);
+        job_build(ix, j);
+        pthread_mutex_lock(&ix->mt_mu);
+        ix->sb_job = NULL;
+        ix->sb_done = j;
+        ix->mt_kick = 1;
+        ix->mt_idle = 0;
+        pthread_cond_signal(&ix->mt_cond);
+    }
+    pthread_mutex_unlock(&ix->mt_mu);
+    return NULL;
+}
+
 rf_rc rf__index_maint_start(rf_index_t *ix, rf_err_t *err)
 {
     ix->mt_kick = 1;
+    ix->sb_job = ix->sb_done = NULL;
+    ix->sb_busy = 0;
     __atomic_store_n(&ix->mt_stop, 0, __ATOMIC_RELAXED);
-    if (pthread_create(&ix->mt_thr, NULL, maint_main, ix))
+    if (pthread_create(&ix->sb_thr, NULL, slow_main, ix))
+        return rf_err_sys(err, RF_EIO, "start the index's slow builder");
+    ix->sb_started = 1;
+    if (pthread_create(&ix->mt_thr, NULL, maint_main, ix)) {
+        rf__index_maint_stop(ix);
         return rf_err_sys(err, RF_EIO, "start index maintenance thread");
+    }
     ix->mt_started = 1;
     return RF_OK;
 }
 
 void rf__index_maint_stop(rf_index_t *ix)
 {
-    if (!ix->mt_started)
+    if (!ix->mt_started && !ix->sb_started)
         return;
     pthread_mutex_lock(&ix->mt_mu);
     __atomic_store_n(&ix->mt_stop, 1, __ATOMIC_RELAXED);
     pthread_cond_signal(&ix->mt_cond);
+    pthread_cond_signal(&ix->sb_cond);
     pthread_mutex_unlock(&ix->mt_mu);
-    pthread_join(ix->mt_thr, NULL);
-    ix->mt_started = 0;
+    if (ix->mt_started)
+        pthread_join(ix->mt_thr, NULL);
+    if (ix->sb_started)
+        pthread_join(ix->sb_thr, NULL);
+    /* A job handed over and not built, or built and not installed, is dropped: its
+     * segment is picked again after a restart of the threads. */
+    job_free(ix->sb_job);
+    job_free(ix->sb_done);
+    ix->sb_job = ix->sb_done = NULL;
+    ix->sb_busy = 0;
+    ix->mt_started = ix->sb_started = 0;
+}
+
+void rf__index_test_slow_hold(rf_index_t *ix, int hold)
+{
+    pthread_mutex_lock(&ix->mt_mu);
+    ix->sb_hold = hold;
+    pthread_cond_signal(&ix->sb_cond);
+    pthread_mutex_unlock(&ix->mt_mu);
 }
 
 void rf__index_maint_kick(rf_index_t *ix)

@@ -516,6 +516,121 @@ static void test_interim(void)
     free(dir);
 }
 
+/* Counts, in the current snapshot, the sealed views by what they are: flat, interim IVF,
+ * the factory's index; and returns the id of the first interim one (0: none). */
+static uint32_t view_kinds(rf_index_t *ix, int *flat, int *interim, int *factory)
+{
+    rf__index_snap_t *snap = rf__index_snap_acquire(ix);
+    uint32_t first = 0;
+    *flat = *interim = *factory = 0;
+    for (size_t i = 0; i < snap->cnt; i++) {
+        const rf__index_seg_t *seg = snap->v[i].seg;
+        if (!snap->v[i].sealed)
+            continue;
+        if (seg->kind != RF__SEG_ANN) {
+            (*flat)++;
+        } else if (seg->interim) {
+            (*interim)++;
+            if (!first)
+                first = seg->id;
+        } else {
+            (*factory)++;
+        }
+    }
+    rf__index_snap_release(snap);
+    return first;
+}
+
+/* Polls (up to 60 s) until the snapshot shows `interim` interim views and no sealed flat
+ * one; 1 when it did. */
+static int wait_interim(rf_index_t *ix, int want)
+{
+    int64_t deadline = rf_mono_ms() + 60000;
+    int flat, interim, factory;
+    for (;;) {
+        view_kinds(ix, &flat, &interim, &factory);
+        if ((flat == 0 && interim == want) || rf_mono_ms() > deadline)
+            return flat == 0 && interim == want;
+        rf_sleep_ms(5);
+    }
+}
+
+/* A slow build (HNSW) never holds up the quick ones: while the slow builder is held with
+ * the upgrade of one segment, a second sealed segment still gets its interim IVF index,
+ * and a compaction of an interim segment builds the quick index again, not HNSW.  Searches
+ * stay correct throughout; released, the builder upgrades both. */
+static void test_slow_builder(void)
+{
+    char *dir = rf_test_tmpdir("ixslow");
+    run_t r = {"HNSW16", 0, 4000, 9000, 0, 0, 1};
+    model_t m = {rf_xcalloc(9000, sizeof(mrec_t)), 9000};
+    uint64_t st = 7;
+    long found = 0, wanted = 0;
+    int fails = 0, flat, interim, factory;
+    uint32_t first, second;
+    rf_index_t *ix = open_run(dir, &r);
+    rf__index_test_slow_hold(ix, 1);
+    /* 4000 sealed: the first interim segment, whose upgrade the builder takes and holds. */
+    for (int i = 0; i < 4200; i++)
+        upsert(ix, &m, i, &st);
+    RF_REQUIRE(wait_interim(ix, 1));
+    first = view_kinds(ix, &flat, &interim, &factory);
+    RF_CHECK(first != 0);
+    /* The second sealed segment is built as IVF by the maintenance thread meanwhile. */
+    for (int i = 4200; i < 8200; i++)
+        upsert(ix, &m, i, &st);
+    RF_REQUIRE(wait_interim(ix, 2));
+    RF_CHECK_INT(factory, 0);
+    /* Compaction of the second (the first is the builder's): deletes past the ratio,
+     * leaving enough live vectors for an interim index. */
+    for (int i = 4000; i < 5100; i++) {
+        char key[32];
+        rf_index_op_t op;
+        snprintf(key, sizeof(key), "k:%d", i);
+        op = tl_delete(key, "src");
+        RF_REQUIRE(tl_apply(ix, &op, 1, NULL, 0, NULL) == RF_OK);
+        m.r[i].live = 0;
+    }
+    {
+        int64_t deadline = rf_mono_ms() + 60000;
+        for (;;) {
+            rf__index_snap_t *snap = rf__index_snap_acquire(ix);
+            int compacted = 0;
+            for (size_t i = 0; i < snap->cnt; i++)
+                compacted |= snap->v[i].sealed && snap->v[i].seg->kind == RF__SEG_ANN &&
+                             snap->v[i].seg->interim && snap->v[i].n < 4000;
+            rf__index_snap_release(snap);
+            if (compacted || rf_mono_ms() > deadline) {
+                RF_CHECK(compacted);
+                break;
+            }
+            rf_sleep_ms(5);
+        }
+    }
+    second = view_kinds(ix, &flat, &interim, &factory);
+    RF_CHECK_INT(second, first); /* the held upgrade has not replaced the first */
+    RF_CHECK_INT(interim, 2);
+    RF_CHECK_INT(factory, 0);
+    for (int i = 0; i < 60; i++)
+        check_search(ix, &m, &r, &st, &found, &wanted, &fails);
+    RF_CHECK_INT(fails, 0);
+
+    rf__index_test_slow_hold(ix, 0);
+    RF_REQUIRE(rf__index_maint_wait(ix, 300000) == RF_OK);
+    view_kinds(ix, &flat, &interim, &factory);
+    RF_CHECK_INT(interim, 0);
+    RF_CHECK_INT(factory, 2);
+    for (int i = 0; i < 60; i++)
+        check_search(ix, &m, &r, &st, &found, &wanted, &fails);
+    RF_CHECK_INT(fails, 0);
+    RF_CHECK(wanted > 0 && (double)found / (double)wanted >= 0.8);
+    RF_CHECK(tl_vectors_match_store(ix, dir));
+    rf_index_close(ix);
+    free(m.r);
+    rf_test_rmtree(dir);
+    free(dir);
+}
+
 /* Bad filters and options are refused with a precise message. */
 static void test_refusals(void)
 {
@@ -552,4 +667,4 @@ static void test_refusals(void)
 }
 
 RF_TEST_MAIN(test_refusals, test_corrupt_segment_file, test_flat_exact, test_hnsw, test_ivf,
-             test_interim)
+             test_interim, test_slow_builder)
