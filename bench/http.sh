@@ -8,11 +8,13 @@
 # Data: RF_BENCH_RECORDS (30000) JSON rows of 8-16 words drawn from a 4000-word Zipf
 # vocabulary, embedded by the built-in hash embedder (dim 384).  The test broker keeps at
 # most 5 MiB per partition, so the load topic has 8 partitions (the script checks that no
-# partition lost its oldest messages).  index.segment.size is RF_BENCH_SEGMENT (20000): the
-# state after the load (one HNSW32 segment of 20,000 vectors and a flat tail of 10,000) is
-# copied once and restored before every run, so each run measures the same index.  (With
-# the default segment of 50,000, earlier runs of this script waited 171-355 s for its HNSW
-# build; the vector index at scale is bench/bench_index.c's subject.)
+# partition lost its oldest messages).  index.segment.size is RF_BENCH_SEGMENT (16384): the
+# flat tail is sealed every 8,192 vectors and gets a quick IVF index, and these are merged
+# into HNSW32 segments of up to 16,384, so the state after the load is two HNSW32 segments
+# (16,384 and 8,192 vectors) and a flat tail of 5,424.  It is copied once and restored
+# before every run, so each run measures the same index.  (With the default segment of
+# 50,000, earlier runs of this script waited 171-355 s for its HNSW build; the vector index
+# at scale is bench/bench_index.c's subject.)
 #
 # 1. Search: wrk (RF_BENCH_WRK_THREADS=2 threads, one connection each, RF_BENCH_SECS s)
 #    POSTs /v1/search with k=10 over RF_BENCH_QUERIES varied query texts; then, with
@@ -30,7 +32,7 @@ SRC=$(cd "$(dirname "$0")/.." && pwd)
 RF_BIN=$BUILD/ragfeed
 RUNS=${RF_BENCH_RUNS:-3}
 RECORDS=${RF_BENCH_RECORDS:-30000}
-SEGMENT=${RF_BENCH_SEGMENT:-20000}
+SEGMENT=${RF_BENCH_SEGMENT:-16384}
 NQUERIES=${RF_BENCH_QUERIES:-1000}
 SECS=${RF_BENCH_SECS:-5}
 THREADS=${RF_BENCH_WRK_THREADS:-2}

@@ -117,6 +117,11 @@ typedef struct rf__index_off {
  * built a segment is scanned exactly. */
 #define RF__INDEX_INTERIM_MIN 2048
 #define RF__INDEX_INTERIM_MAX 262144
+/* With a slow factory the flat tail is sealed at this many vectors (or segment_size, if
+ * smaller): searches scan it exactly, so it stays small, and the quick IVF index of each
+ * sealed tail is merged with others into factory segments of up to segment_size, once
+ * there are half a segment's or two tails' worth of them (index_segment.c, merge_min). */
+#define RF__INDEX_TAIL_SLOW 8192
 /* Tests: != 0 keeps the maintenance thread from rebuilding interim indexes (atomic). */
 extern int rf__index_test_keep_interim;
 
@@ -282,8 +287,9 @@ struct rf_index {
     pthread_t sb_thr;
     pthread_cond_t sb_cond; /* a job was handed over, or stop */
     struct rf__index_slow *sb_job, *sb_done;
-    uint32_t sb_busy; /* id of the segment a slow job replaces, 0 when none (under mt_mu) */
-    int sb_hold;      /* tests: != 0 keeps the slow builder from starting a job (under mt_mu) */
+    uint32_t *sb_busy; /* ids of the segments a slow job replaces (maintenance thread) */
+    size_t sb_busy_n;
+    int sb_hold; /* tests: != 0 keeps the slow builder from starting a job (under mt_mu) */
     int sb_started;
 
     /* Checkpoints. */

@@ -514,6 +514,25 @@ static int draft_seal(draft_t *d)
     return 1;
 }
 
+static int factory_is_slow(const char *f);
+
+/* The size at which the tail is sealed (RF__INDEX_TAIL_SLOW). */
+static size_t tail_cap(const rf_index_t *ix)
+{
+    if (factory_is_slow(ix->factory) && ix->seg_size > RF__INDEX_TAIL_SLOW)
+        return RF__INDEX_TAIL_SLOW;
+    return ix->seg_size;
+}
+
+/* The fewest live vectors a merge into a factory segment takes: half a segment, or two
+ * sealed tails if that is less (a store that never grows to half a segment still gets
+ * its factory index). */
+static size_t merge_min(const rf_index_t *ix)
+{
+    size_t half = ix->seg_size / 2, two = 2 * (size_t)RF__INDEX_TAIL_SLOW;
+    return half < two ? half : two;
+}
+
 /* Appends one vector to the tail, opening a new tail when there is none or it is full.
  * Returns 1 when a tail was sealed on the way. */
 static int draft_append(rf_index_t *ix, draft_t *d, const rf__index_add_t *a)
@@ -528,8 +547,9 @@ static int draft_append(rf_index_t *ix, draft_t *d, const rf__index_add_t *a)
     }
     if (!t || t->sealed) {
         rf__index_view_t nv = {0};
-        nv.seg = rf__index_seg_new_flat(ix->dim, ix->next_seg_id++, ix->seg_size);
-        nv.live = rf__index_bits_new(ix->seg_size);
+        size_t cap = tail_cap(ix);
+        nv.seg = rf__index_seg_new_flat(ix->dim, ix->next_seg_id++, cap);
+        nv.live = rf__index_bits_new(cap);
         draft_push(d, &nv, 1);
         t = &d->v[d->cnt - 1];
     }
@@ -549,8 +569,9 @@ static int draft_append(rf_index_t *ix, draft_t *d, const rf__index_add_t *a)
 }
 
 /* 1 when a sealed view has work for the maintenance thread: a first build, or a
- * compaction; 2 when its only work is the rebuild of an interim index with the factory
- * (done after every view's 1). */
+ * compaction; 2 when, with a slow factory, it waits to be merged with others into a
+ * factory segment (done after every view's 1): an interim index, or a small segment
+ * (under merge_min: a sealed remainder, a compacted one). */
 static int view_needs_work(const rf_index_t *ix, const rf__index_view_t *v)
 {
     if (!v->sealed)
@@ -559,7 +580,9 @@ static int view_needs_work(const rf_index_t *ix, const rf__index_view_t *v)
         return 1;
     if (v->n && (double)(v->n - v->live_n) > ix->compact_ratio * (double)v->n)
         return 1;
-    return v->seg->kind == RF__SEG_ANN && v->seg->interim ? 2 : 0;
+    if (!factory_is_slow(ix->factory))
+        return 0;
+    return v->seg->interim || v->live_n < merge_min(ix) ? 2 : 0;
 }
 
 void rf__index_vec_update(rf_index_t *ix, const int64_t *rm, size_t rm_n,
@@ -879,83 +902,106 @@ static int factory_is_slow(const char *f)
     return strncasecmp(f, "HNSW", 4) == 0 || strstr(f, ",HNSW") != NULL;
 }
 
-/* Installs `fresh` in place of the view of segment old_id.  live_old[j] is the old iid of
- * new iid j, or NULL when fresh keeps the old iids.  fresh == NULL drops the view.  Caller
- * holds nothing. */
-static void install(rf_index_t *ix, uint32_t old_id, rf__index_seg_t *fresh, const size_t *live_old,
-                    size_t m)
+/* Installs `fresh` in place of the views of segments old_ids[0..old_cnt-1] (at the place
+ * of the first of them).  Row j of fresh was row live_old[j] of source src_of[j] (NULL:
+ * source 0); live_old NULL: fresh keeps the iids of its one source.  fresh == NULL drops
+ * the views.  Caller holds nothing. */
+static void install(rf_index_t *ix, const uint32_t *old_ids, size_t old_cnt, rf__index_seg_t *fresh,
+                    const uint32_t *src_of, const size_t *live_old, size_t m)
 {
     draft_t d;
     rf_index_position_t pos;
-    size_t i;
+    size_t *at = rf_xmalloc(old_cnt * sizeof(*at)), first = (size_t)-1;
     pthread_mutex_lock(&ix->w_mu);
     draft_begin(ix, &d);
-    i = draft_find(&d, old_id);
-    assert(i != (size_t)-1);
-    if (i == (size_t)-1) {
+    for (size_t s = 0; s < old_cnt; s++) {
+        at[s] = draft_find(&d, old_ids[s]);
         /* Not reachable: only this thread removes sealed views. */
-        rf__index_seg_unref(fresh);
-        for (size_t j = 0; j < d.cnt; j++) {
-            rf__index_seg_unref(d.v[j].seg);
-            rf__index_bits_unref(d.v[j].live);
+        assert(at[s] != (size_t)-1);
+        if (at[s] == (size_t)-1) {
+            rf__index_seg_unref(fresh);
+            for (size_t j = 0; j < d.cnt; j++) {
+                rf__index_seg_unref(d.v[j].seg);
+                rf__index_bits_unref(d.v[j].live);
+            }
+            free(d.v);
+            free(d.priv);
+            pthread_mutex_unlock(&ix->w_mu);
+            free(at);
+            return;
         }
-        free(d.v);
-        free(d.priv);
-        pthread_mutex_unlock(&ix->w_mu);
-        return;
+        if (first == (size_t)-1 || at[s] < first)
+            first = at[s];
     }
     if (!fresh || live_old) {
         /* New iids: carry over the tombstones that arrived while the rebuild ran, and
          * point the vid map at the new places. */
-        rf__index_view_t *v = &d.v[i];
-        rf__index_bits_t *bits = NULL;
-        size_t live_n = 0, attr_bytes = 0;
+        rf__index_view_t nv = {0};
+        size_t live_n = 0, attr_bytes = 0, keep_n = 0;
         if (fresh) {
-            bits = rf__index_bits_new(m);
+            nv.live = rf__index_bits_new(m);
             for (size_t j = 0; j < m; j++) {
+                const rf__index_view_t *v = &d.v[at[src_of ? src_of[j] : 0]];
                 attr_bytes += rf__index_attrs_len(fresh->rows->attrs[j]);
                 if (!rf__index_bit(v->live, live_old[j]))
                     continue;
-                bit_set(bits, j);
+                bit_set(nv.live, j);
                 live_n++;
                 map_put(&ix->map, fresh->rows->vids[j], loc_pack(fresh->id, j));
             }
         }
-        rf__index_seg_unref(v->seg);
-        rf__index_bits_unref(v->live);
+        /* The sources leave the draft; the fresh view, when it has a live row, takes the
+         * place of the first. */
+        for (size_t j = 0; j < d.cnt; j++) {
+            int src = 0;
+            for (size_t s = 0; s < old_cnt && !src; s++)
+                src = at[s] == j;
+            if (src && j == first && fresh && live_n) {
+                rf__index_seg_unref(d.v[j].seg);
+                rf__index_bits_unref(d.v[j].live);
+                nv.seg = fresh;
+                nv.n = m;
+                nv.live_n = live_n;
+                nv.attr_bytes = attr_bytes;
+                nv.sealed = 1;
+                d.v[keep_n] = nv;
+                d.priv[keep_n++] = 1;
+            } else if (src) {
+                rf__index_seg_unref(d.v[j].seg);
+                rf__index_bits_unref(d.v[j].live);
+            } else {
+                d.v[keep_n] = d.v[j];
+                d.priv[keep_n++] = d.priv[j];
+            }
+        }
         if (!fresh || !live_n) {
             rf__index_seg_unref(fresh);
-            rf__index_bits_unref(bits);
-            memmove(&d.v[i], &d.v[i + 1], (d.cnt - i - 1) * sizeof(*d.v));
-            memmove(&d.priv[i], &d.priv[i + 1], d.cnt - i - 1);
-            d.cnt--;
-        } else {
-            v->seg = fresh;
-            v->n = m;
-            v->live = bits;
-            v->live_n = live_n;
-            v->attr_bytes = attr_bytes;
-            d.priv[i] = 1;
+            rf__index_bits_unref(nv.live);
         }
+        d.cnt = keep_n;
     } else {
         /* Same iids: only the segment object changes; the live bitmap is kept as it is. */
-        rf__index_seg_unref(d.v[i].seg);
-        d.v[i].seg = fresh;
+        rf__index_seg_unref(d.v[at[0]].seg);
+        d.v[at[0]].seg = fresh;
     }
     map_bytes_update(ix);
     rf__index_position_copy(&pos, &ix->cur->pos);
     draft_publish(ix, &d, &pos);
     __atomic_add_fetch(&ix->inst_gen, 1, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&ix->w_mu);
+    free(at);
 }
 
-/* One rebuild: the live vectors of a sealed view gathered into a fresh segment, whose
- * index is built either by the maintenance thread at once or by the slow builder. */
+/* One rebuild: the live vectors of one sealed view, or of several interim ones merged,
+ * gathered into a fresh segment whose index is built either by the maintenance thread at
+ * once or by the slow builder. */
 typedef struct rf__index_slow {
-    uint32_t src_id;        /* the segment it replaces */
+    uint32_t *src_ids; /* the segments it replaces */
+    size_t src_cnt;
     rf__index_seg_t *fresh; /* rows in place; ann filled by the build */
     float *vecs;            /* the live vectors (NULL once a flat segment took them) */
-    size_t *live_old;       /* new iid j was old iid live_old[j] (NULL: same iids) */
+    uint32_t *src_of;       /* new iid j came from source src_of[j] (NULL: one source) */
+    size_t *live_old;       /* ... where it was iid live_old[j] (NULL: same iids) */
     size_t m, dead;
     char factory[48]; /* what is built; "" for a flat segment */
     rf_rc rc;
@@ -969,23 +1015,24 @@ static void job_free(slow_t *j)
         return;
     rf__index_seg_unref(j->fresh);
     free(j->vecs);
+    free(j->src_ids);
+    free(j->src_of);
     free(j->live_old);
     free(j);
 }
 
-/* The factory a rebuild of view v (needs_work `want`, m live vectors) builds, in buf: ""
- * for a flat segment; *interim is set for the quick IVF index that stands in for a slow
- * factory: at a first build, and at a compaction of an interim index (the factory's
- * rebuild comes later, as want 2). */
+/* The factory a rebuild of view v (needs_work `want`, m live vectors; with want 2, v is
+ * the first of the views merged) builds, in buf: "" for a flat segment; *interim is set
+ * for the quick IVF index that stands in for a slow factory: at a first build, and at a
+ * compaction of an interim index (the factory's rebuild comes later, as a merge). */
 static void build_factory(const rf_index_t *ix, const rf__index_view_t *v, int want, size_t m,
                           char *buf, size_t len, int *interim)
 {
     *interim = 0;
     if (m < RF__INDEX_ANN_MIN || factory_is_flat(ix->factory)) {
         buf[0] = 0;
-    } else if (factory_is_slow(ix->factory) && m >= RF__INDEX_INTERIM_MIN &&
-               m <= RF__INDEX_INTERIM_MAX &&
-               (v->seg->kind == RF__SEG_FLAT || (v->seg->interim && want == 1))) {
+    } else if (want == 1 && factory_is_slow(ix->factory) && m >= RF__INDEX_INTERIM_MIN &&
+               m <= RF__INDEX_INTERIM_MAX && (v->seg->kind == RF__SEG_FLAT || v->seg->interim)) {
         snprintf(buf, len, "IVF%d,Flat", (int)sqrt((double)m));
         *interim = 1;
     } else {
@@ -1002,51 +1049,64 @@ static int build_is_slow(const rf_index_t *ix, const rf__index_view_t *v, int wa
     return f[0] && !interim && factory_is_slow(f);
 }
 
-/* Gathers the live vectors of sealed view v (from a snapshot the caller holds) into a new
- * job: without its dead vectors when it has any.  NULL when it has no live vector left
- * (the view is dropped at once) or its vectors cannot be read (not retried). */
-static slow_t *job_begin(rf_index_t *ix, const rf__index_view_t *v, int want)
+/* Gathers the live vectors of sealed views v[0..cnt-1] (from a snapshot the caller holds)
+ * into a new job: without their dead vectors.  More than one view: interim ones, merged
+ * into one factory index.  NULL when they have no live vector left (the views are dropped
+ * at once) or their vectors cannot be read (not retried). */
+static slow_t *job_begin(rf_index_t *ix, const rf__index_view_t *const *v, size_t cnt, int want)
 {
-    const rf__index_seg_t *seg = v->seg;
-    size_t m = v->live_n, k = 0, dim = (size_t)ix->dim;
+    size_t m = 0, k = 0, n = 0, dim = (size_t)ix->dim;
     /* Nothing dead: same iids, same rows, same number.  An interim index is replaced under
      * a new number, as its file may be named by a manifest that says it is interim. */
-    int keep = v->live_n == v->n && !seg->interim, interim;
-    slow_t *j;
+    int keep = cnt == 1 && v[0]->live_n == v[0]->n && !v[0]->seg->interim, interim;
+    slow_t *j = rf_xcalloc(1, sizeof(*j));
     rf__index_seg_t *fresh;
     rf_rc rc = RF_OK;
+    j->src_ids = rf_xmalloc(cnt * sizeof(*j->src_ids));
+    j->src_cnt = cnt;
+    for (size_t s = 0; s < cnt; s++) {
+        j->src_ids[s] = v[s]->seg->id;
+        m += v[s]->live_n;
+        n += v[s]->n;
+    }
     if (!m) {
-        install(ix, seg->id, NULL, NULL, 0);
+        install(ix, j->src_ids, cnt, NULL, NULL, NULL, 0);
+        job_free(j);
         return NULL;
     }
-    j = rf_xcalloc(1, sizeof(*j));
     j->t0 = rf_mono_ms();
-    j->src_id = seg->id;
     j->m = m;
-    j->dead = v->n - m;
+    j->dead = n - m;
     j->live_old = rf_xmalloc(m * sizeof(*j->live_old));
+    if (cnt > 1)
+        j->src_of = rf_xmalloc(m * sizeof(*j->src_of));
     j->vecs = rf_xmalloc(m * dim * sizeof(float));
-    for (size_t i = 0; i < v->n && k < m; i++) {
-        if (!rf__index_bit(v->live, i))
-            continue;
-        j->live_old[k] = i;
-        if ((rc = rf__index_seg_vector(seg, i, j->vecs + k * dim, &j->err)))
-            break;
-        k++;
+    for (size_t s = 0; s < cnt && !rc; s++) {
+        for (size_t i = 0; i < v[s]->n && k < m; i++) {
+            if (!rf__index_bit(v[s]->live, i))
+                continue;
+            j->live_old[k] = i;
+            if (j->src_of)
+                j->src_of[k] = (uint32_t)s;
+            if ((rc = rf__index_seg_vector(v[s]->seg, i, j->vecs + k * dim, &j->err)))
+                break;
+            k++;
+        }
     }
     if (!rc && k != m)
-        rc = rf_err_set(&j->err, RF_EINDEX, "segment %u: %zu live vectors, bitmap says %zu",
-                        seg->id, k, m);
+        rc = rf_err_set(&j->err, RF_EINDEX, "segment %u: %zu live vectors, bitmaps say %zu",
+                        j->src_ids[0], k, m);
     if (rc) {
-        failed_add(ix, seg->id);
-        RF_LOG(RF_LOG_WARN, RF_MOD_INDEX, "segment=%u rebuild failed, kept as it is: %s", seg->id,
-               j->err.msg);
+        for (size_t s = 0; s < cnt; s++)
+            failed_add(ix, j->src_ids[s]);
+        RF_LOG(RF_LOG_WARN, RF_MOD_INDEX, "segment=%u rebuild failed, kept as it is: %s",
+               j->src_ids[0], j->err.msg);
         job_free(j);
         return NULL;
     }
     fresh = j->fresh = rf_xcalloc(1, sizeof(*fresh));
     fresh->refs = 1;
-    fresh->id = seg->id;
+    fresh->id = j->src_ids[0];
     if (!keep) {
         /* New iids, new number: the old segment's file stays valid for older manifests. */
         pthread_mutex_lock(&ix->w_mu);
@@ -1054,25 +1114,26 @@ static slow_t *job_begin(rf_index_t *ix, const rf__index_view_t *v, int want)
         pthread_mutex_unlock(&ix->w_mu);
     }
     fresh->dim = ix->dim;
-    fresh->cap = keep ? v->n : m;
+    fresh->cap = keep ? v[0]->n : m;
     if (keep) {
-        fresh->rows = seg->rows;
-        ref_inc(&seg->rows->refs);
+        fresh->rows = v[0]->seg->rows;
+        ref_inc(&v[0]->seg->rows->refs);
         free(j->live_old);
         j->live_old = NULL;
     } else {
         fresh->rows = rows_new(m);
         for (size_t i = 0; i < m; i++) {
-            const uint8_t *a = seg->rows->attrs[j->live_old[i]];
+            const rf__index_rows_t *rows = v[j->src_of ? j->src_of[i] : 0]->seg->rows;
+            const uint8_t *a = rows->attrs[j->live_old[i]];
             size_t al = rf__index_attrs_len(a);
-            fresh->rows->vids[i] = seg->rows->vids[j->live_old[i]];
+            fresh->rows->vids[i] = rows->vids[j->live_old[i]];
             fresh->rows->attrs[i] = a ? rf_xmalloc(al) : NULL;
             if (a)
                 memcpy(fresh->rows->attrs[i], a, al);
         }
         fresh->rows->filled = m;
     }
-    build_factory(ix, v, want, m, j->factory, sizeof(j->factory), &interim);
+    build_factory(ix, v[0], want, m, j->factory, sizeof(j->factory), &interim);
     fresh->interim = interim;
     if (!j->factory[0]) {
         fresh->kind = RF__SEG_FLAT;
@@ -1107,9 +1168,10 @@ static void job_finish(rf_index_t *ix, slow_t *j)
     if (j->rc) {
         if (j->rc != RF_ESTOPPED) {
             /* The segment stays as it is (correct, only slower to search); not retried. */
-            failed_add(ix, j->src_id);
+            for (size_t s = 0; s < j->src_cnt; s++)
+                failed_add(ix, j->src_ids[s]);
             RF_LOG(RF_LOG_WARN, RF_MOD_INDEX, "segment=%u rebuild failed, kept as it is: %s",
-                   j->src_id, j->err.msg);
+                   j->src_ids[0], j->err.msg);
         }
         job_free(j);
         return;
@@ -1129,14 +1191,14 @@ static void job_finish(rf_index_t *ix, slow_t *j)
     }
     rf__index_seg_inv_build(fresh);
     RF_LOG(RF_LOG_INFO, RF_MOD_INDEX,
-           "segment=%u vectors=%zu dead=%zu kind=%s ms=%lld segment rebuilt", j->src_id, j->m,
-           j->dead,
+           "segment=%u merged=%zu vectors=%zu dead=%zu kind=%s ms=%lld segment rebuilt",
+           j->src_ids[0], j->src_cnt, j->m, j->dead,
            fresh->kind != RF__SEG_ANN ? "flat"
            : fresh->interim           ? "IVF (interim)"
                                       : j->factory,
            (long long)(rf_mono_ms() - j->t0));
     j->fresh = NULL;
-    install(ix, j->src_id, fresh, j->live_old, j->m);
+    install(ix, j->src_ids, j->src_cnt, fresh, j->src_of, j->live_old, j->m);
     if (locked)
         pthread_mutex_unlock(&ix->ckpt_mu);
     job_free(j);
@@ -1144,69 +1206,101 @@ static void job_finish(rf_index_t *ix, slow_t *j)
 
 int rf__index_test_keep_interim;
 
-/* Does one piece of work; 0 when there was none. */
+/* 1 when segment id is one a slow job replaces (maintenance thread only). */
+static int busy_has(const rf_index_t *ix, uint32_t id)
+{
+    for (size_t i = 0; i < ix->sb_busy_n; i++) {
+        if (ix->sb_busy[i] == id)
+            return 1;
+    }
+    return 0;
+}
+
+/* Does one piece of work; 0 when there was none.  First builds and compactions first,
+ * then the merges (view_needs_work 2): the views waiting, in snapshot order, up to
+ * segment_size live vectors, once there are merge_min of them (each interim view rebuilt
+ * alone would make a small factory segment, each searched apart). */
 static int maint_step(rf_index_t *ix)
 {
     rf__index_snap_t *snap;
-    const rf__index_view_t *pick = NULL;
+    const rf__index_view_t **pick;
+    size_t pick_n = 0, live = 0;
     slow_t *done, *j;
     int want = 0, slow = 0, builder_free;
-    /* First builds and compactions first, then the rebuilds of interim indexes. */
     int last = __atomic_load_n(&rf__index_test_keep_interim, __ATOMIC_RELAXED) ? 1 : 2;
-    uint32_t busy;
     pthread_mutex_lock(&ix->mt_mu);
     done = ix->sb_done;
     ix->sb_done = NULL;
-    if (done)
-        ix->sb_busy = 0;
-    busy = ix->sb_busy;
-    builder_free = ix->sb_started && !ix->sb_job && !busy;
+    builder_free = !ix->sb_job && !done && !ix->sb_busy_n;
     pthread_mutex_unlock(&ix->mt_mu);
     if (done) {
+        ix->sb_busy_n = 0;
         job_finish(ix, done);
         return 1;
     }
     snap = rf__index_snap_acquire(ix);
-    for (want = 1; want <= last && !pick; want++) {
-        for (size_t i = 0; snap && i < snap->cnt && !pick; i++) {
+    pick = rf_xmalloc((snap->cnt ? snap->cnt : 1) * sizeof(*pick));
+    for (want = 1; want <= last && !pick_n; want++) {
+        for (size_t i = 0; i < snap->cnt; i++) {
             const rf__index_view_t *v = &snap->v[i];
-            if (view_needs_work(ix, v) != want || v->seg->id == busy || failed_has(ix, v->seg->id))
+            int s;
+            if (view_needs_work(ix, v) != want || busy_has(ix, v->seg->id) ||
+                failed_has(ix, v->seg->id))
                 continue;
-            slow = build_is_slow(ix, v, want);
-            /* A slow build waits for the builder; without one (tests) it runs here. */
-            if (slow && ix->sb_started && !builder_free)
+            if (want == 2) {
+                if (!builder_free || (pick_n && live + v->live_n > ix->seg_size))
+                    continue;
+                pick[pick_n++] = v;
+                live += v->live_n;
                 continue;
-            pick = v;
+            }
+            /* A slow build waits until the builder is free. */
+            if ((s = build_is_slow(ix, v, want)) && !builder_free)
+                continue;
+            pick[0] = v;
+            pick_n = 1;
+            slow = s;
+            break;
+        }
+        /* A merge: of merge_min vectors at least, and of two views at least unless the one
+         * is interim (a small view alone would be rebuilt as it is, again and again). */
+        if (want == 2 && pick_n) {
+            if (live < merge_min(ix) || (pick_n == 1 && !pick[0]->seg->interim))
+                pick_n = 0;
+            else
+                slow = live >= RF__INDEX_ANN_MIN;
         }
     }
     want--;
-    j = pick ? job_begin(ix, pick, want) : NULL;
+    j = pick_n ? job_begin(ix, pick, pick_n, want) : NULL;
     rf__index_snap_release(snap);
-    if (j && slow && ix->sb_started) {
+    free(pick);
+    if (j && slow) {
+        ix->sb_busy = rf_xrealloc(ix->sb_busy, j->src_cnt * sizeof(*ix->sb_busy));
+        memcpy(ix->sb_busy, j->src_ids, j->src_cnt * sizeof(*ix->sb_busy));
+        ix->sb_busy_n = j->src_cnt;
         pthread_mutex_lock(&ix->mt_mu);
         ix->sb_job = j;
-        ix->sb_busy = j->src_id;
         pthread_cond_signal(&ix->sb_cond);
         pthread_mutex_unlock(&ix->mt_mu);
     } else if (j) {
         job_build(ix, j);
         job_finish(ix, j);
     }
-    return pick != NULL;
+    return pick_n != 0;
 }
 
 static void *maint_main(void *arg)
 {
     rf_index_t *ix = arg;
-#if defined(__SANITIZE_THREAD__)
-    /* libgomp's own synchronisation is invisible to ThreadSanitizer. */
+    /* The quick builds run at normal priority on one core: FAISS's OpenMP workers would
+     * take the other from the searches (and spin there after each parallel loop). */
     omp_set_num_threads(1);
-#endif
     pthread_mutex_lock(&ix->mt_mu);
     for (;;) {
         while (!ix->mt_stop && !ix->mt_kick) {
             /* Idle only when the slow builder holds no job either. */
-            ix->mt_idle = !ix->sb_busy;
+            ix->mt_idle = !ix->sb_busy_n;
             if (ix->mt_idle)
                 pthread_cond_broadcast(&ix->mt_idle_cond);
             pthread_cond_wait(&ix->mt_cond, &ix->mt_mu);
@@ -1262,7 +1356,7 @@ rf_rc rf__index_maint_start(rf_index_t *ix, rf_err_t *err)
 {
     ix->mt_kick = 1;
     ix->sb_job = ix->sb_done = NULL;
-    ix->sb_busy = 0;
+    ix->sb_busy_n = 0;
     __atomic_store_n(&ix->mt_stop, 0, __ATOMIC_RELAXED);
     if (pthread_create(&ix->sb_thr, NULL, slow_main, ix))
         return rf_err_sys(err, RF_EIO, "start the index's slow builder");
@@ -1293,7 +1387,9 @@ void rf__index_maint_stop(rf_index_t *ix)
     job_free(ix->sb_job);
     job_free(ix->sb_done);
     ix->sb_job = ix->sb_done = NULL;
-    ix->sb_busy = 0;
+    free(ix->sb_busy);
+    ix->sb_busy = NULL;
+    ix->sb_busy_n = 0;
     ix->mt_started = ix->sb_started = 0;
 }
 
@@ -1378,8 +1474,9 @@ rf_rc rf__index_vec_ids(rf_index_t *ix, int64_t **ids, size_t *n, int64_t *seq, 
 void rf__index_snap_stats(rf_index_t *ix, const rf__index_snap_t *snap, int64_t *mem, int64_t *live,
                           int64_t *dead, int64_t *pending)
 {
-    size_t m = __atomic_load_n(&ix->map_bytes, __ATOMIC_RELAXED);
-    int64_t l = 0, d = 0, p = 0;
+    size_t m = __atomic_load_n(&ix->map_bytes, __ATOMIC_RELAXED), merge_live = 0;
+    int64_t l = 0, d = 0, p = 0, merge_n = 0;
+    int merge_interim = 0;
     for (size_t i = 0; snap && i < snap->cnt; i++) {
         const rf__index_view_t *v = &snap->v[i];
         const rf__index_seg_t *seg = v->seg;
@@ -1396,8 +1493,20 @@ void rf__index_snap_stats(rf_index_t *ix, const rf__index_snap_t *snap, int64_t 
                  seg->inv->npost * sizeof(uint32_t);
         l += (int64_t)v->live_n;
         d += (int64_t)(v->n - v->live_n);
-        p += view_needs_work(ix, v);
+        switch (view_needs_work(ix, v)) {
+        case 1:
+            p++;
+            break;
+        case 2:
+            merge_n++;
+            merge_live += v->live_n;
+            merge_interim |= seg->interim;
+            break;
+        }
     }
+    /* Views waiting to be merged are pending once a merge of them is due (maint_step). */
+    if (merge_live >= merge_min(ix) && (merge_n > 1 || merge_interim))
+        p += merge_n;
     *mem = (int64_t)m;
     *live = l;
     *dead = d;

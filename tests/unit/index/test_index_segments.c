@@ -631,6 +631,113 @@ static void test_slow_builder(void)
     free(dir);
 }
 
+/* Upserts ids [from, to) in batches of 500 (one transaction each). */
+static void upsert_many(rf_index_t *ix, model_t *m, int from, int to, uint64_t *st)
+{
+    enum { B = 500 };
+    static char key[B][32], text[B][64], meta[B][160], tenant[B][8];
+    rf_index_op_t ops[B];
+    for (int at = from; at < to; at += B) {
+        int n = to - at < B ? to - at : B;
+        for (int i = 0; i < n; i++) {
+            mrec_t *r = &m->r[at + i];
+            tl_vec_rand(st, DIM, r->v);
+            r->cat = (int)tl_below(st, 10);
+            r->price = (int)tl_below(st, 1000);
+            r->tenant = (int)tl_below(st, 3);
+            r->tag = (int)tl_below(st, 20);
+            r->live = 1;
+            snprintf(key[i], sizeof(key[i]), "k:%d", at + i);
+            snprintf(text[i], sizeof(text[i]), "text of %d", at + i);
+            snprintf(meta[i], sizeof(meta[i]),
+                     "{\"cat\":\"c%d\",\"price\":%d,\"tags\":[\"g%d\",\"g%d\"],\"n\":{}}", r->cat,
+                     r->price, r->tag, r->tag + 1);
+            snprintf(tenant[i], sizeof(tenant[i]), "t%d", r->tenant);
+            ops[i] = tl_upsert(key[i], "src", text[i], r->v);
+            ops[i].metadata_json = meta[i];
+            ops[i].tenant = tenant[i];
+        }
+        RF_REQUIRE(tl_apply(ix, ops, (size_t)n, NULL, 0, NULL) == RF_OK);
+    }
+}
+
+/* With the slow HNSW factory the tail is sealed at RF__INDEX_TAIL_SLOW vectors, each sealed
+ * tail becomes an interim IVF index, and the slow builder merges interim indexes into one
+ * factory segment of up to segment_size (waiting for half of it, or two tails' worth).  Deletes and
+ * updates that arrive while the merge is built are carried into the merged segment; searches never
+ * show a dead or stale version, before, during and after, and after a restart. */
+static void test_merge(void)
+{
+    char *dir = rf_test_tmpdir("ixmerge");
+    const int tail = RF__INDEX_TAIL_SLOW;
+    run_t r = {"HNSW16", 0, 2 * tail + 2000, 3 * tail + 500, 0, 0, 1};
+    model_t m = {rf_xcalloc((size_t)r.max_id, sizeof(mrec_t)), r.max_id};
+    uint64_t st = 11;
+    long found = 0, wanted = 0;
+    int fails = 0, flat, interim, factory;
+    rf_index_t *ix = open_run(dir, &r);
+    rf__index_test_slow_hold(ix, 1);
+    upsert_many(ix, &m, 0, 3 * tail + 100, &st);
+    RF_REQUIRE(wait_interim(ix, 3));
+    view_kinds(ix, &flat, &interim, &factory);
+    RF_CHECK_INT(factory, 0);
+    /* The first two (2 * tail <= segment_size) are merged; the third waits for more.
+     * Deletes and updates hit both (ids up to 11,100). */
+    for (int i = 0; i < 300; i++) {
+        char key[32];
+        rf_index_op_t op;
+        snprintf(key, sizeof(key), "k:%d", i * 37);
+        op = tl_delete(key, "src");
+        RF_REQUIRE(tl_apply(ix, &op, 1, NULL, 0, NULL) == RF_OK);
+        m.r[i * 37].live = 0;
+        upsert(ix, &m, i * 37 + 3, &st);
+    }
+    for (int i = 0; i < 40; i++)
+        check_search(ix, &m, &r, &st, &found, &wanted, &fails);
+    RF_CHECK_INT(fails, 0);
+    rf__index_test_slow_hold(ix, 0);
+    RF_REQUIRE(rf__index_maint_wait(ix, 300000) == RF_OK);
+    view_kinds(ix, &flat, &interim, &factory);
+    RF_CHECK_INT(factory, 1);
+    RF_CHECK_INT(interim, 1);
+    {
+        rf__index_snap_t *snap = rf__index_snap_acquire(ix);
+        int seen = 0;
+        for (size_t i = 0; i < snap->cnt; i++) {
+            const rf__index_view_t *v = &snap->v[i];
+            if (v->seg->kind != RF__SEG_ANN || v->seg->interim)
+                continue;
+            seen = 1;
+            RF_CHECK_INT((long long)v->n, 2 * tail);
+            RF_CHECK_INT((long long)v->live_n, 2 * tail - 600);
+        }
+        RF_CHECK(seen);
+        rf__index_snap_release(snap);
+    }
+    for (int i = 0; i < 60; i++)
+        check_search(ix, &m, &r, &st, &found, &wanted, &fails);
+    RF_CHECK_INT(fails, 0);
+    RF_CHECK(tl_vectors_match_store(ix, dir));
+    RF_REQUIRE(rf_index_checkpoint(ix, NULL) == RF_OK);
+    rf_index_close(ix);
+
+    ix = open_run(dir, &r);
+    RF_REQUIRE(rf__index_maint_wait(ix, 300000) == RF_OK);
+    view_kinds(ix, &flat, &interim, &factory);
+    RF_CHECK_INT(factory, 1);
+    RF_CHECK_INT(interim, 1);
+    for (int i = 0; i < 60; i++)
+        check_search(ix, &m, &r, &st, &found, &wanted, &fails);
+    RF_CHECK_INT(fails, 0);
+    RF_CHECK(wanted > 0 && (double)found / (double)wanted >= 0.8);
+    fprintf(stderr, "merge: recall %.3f over %ld\n", (double)found / (double)wanted, wanted);
+    RF_CHECK(tl_vectors_match_store(ix, dir));
+    rf_index_close(ix);
+    free(m.r);
+    rf_test_rmtree(dir);
+    free(dir);
+}
+
 /* Bad filters and options are refused with a precise message. */
 static void test_refusals(void)
 {
@@ -667,4 +774,4 @@ static void test_refusals(void)
 }
 
 RF_TEST_MAIN(test_refusals, test_corrupt_segment_file, test_flat_exact, test_hnsw, test_ivf,
-             test_interim, test_slow_builder)
+             test_interim, test_slow_builder, test_merge)
