@@ -425,6 +425,13 @@ struct rf__index_inv {
 
 /* The dot product of two dim-vectors (AVX2 when the CPU has it). */
 float rf__index_dot(const float *a, const float *b, int dim);
+/* index_ivf.cpp: 1 when ann is an IVF-Flat index with inner product whose lists
+ * index_search.c can scan itself, with its nlist and coarse centroids (nlist x dim,
+ * borrowed); rf__index_ivf_list borrows list l: its size, vectors and ids. */
+int rf__index_ivf_flat(const FaissIndex *ann, size_t *nlist, const float **centroids);
+size_t rf__index_ivf_list(const FaissIndex *ann, size_t l, const float **vecs, const int64_t **ids);
+/* Tests: != 0 makes searches of IVF-Flat views go through FAISS's own search. */
+extern int rf__index_test_faiss_ivf;
 
 rf__index_snap_t *rf__index_snap_acquire(rf_index_t *ix);
 void rf__index_snap_release(rf__index_snap_t *snap);

@@ -366,6 +366,45 @@ static rf_rc view_exact(const rf__index_view_t *v, const vsel_t *s, const float 
     return rc;
 }
 
+int rf__index_test_faiss_ivf;
+
+/* An IVF-Flat view searched here, as FAISS would: the nprobe lists whose centroids score
+ * best, every selected vector in them scored (rf__index_dot); the exact scores of the
+ * whole selection when those lists hold fewer than the kk it could give. */
+static rf_rc view_ivf(rf_index_t *ix, const rf__index_view_t *v, const vsel_t *s, const float *q,
+                      size_t kk, size_t nlist, const float *cent, topk_t *t, rf_err_t *err)
+{
+    const rf__index_seg_t *seg = v->seg;
+    int dim = seg->dim;
+    size_t np = (size_t)ix->ivf_nprobe < nlist ? (size_t)ix->ivf_nprobe : nlist, pn = 0, sel = 0;
+    topk_t probe = {rf_xmalloc((np ? np : 1) * sizeof(cand_t)), 0, np};
+    const float *vecs;
+    const int64_t *ids;
+    for (size_t l = 0; l < nlist; l++)
+        topk_push(&probe, rf__index_dot(q, cent + l * (size_t)dim, dim), (int64_t)l);
+    pn = probe.n;
+    for (size_t p = 0; p < pn; p++) {
+        size_t n = rf__index_ivf_list(seg->ann, (size_t)probe.h[p].vid, &vecs, &ids);
+        for (size_t j = 0; j < n && sel < kk; j++)
+            sel += (size_t)ids[j] < v->n && sel_has(v, s, (size_t)ids[j]);
+    }
+    if (sel < kk) {
+        free(probe.h);
+        return view_exact(v, s, q, dim, t, err);
+    }
+    for (size_t p = 0; p < pn; p++) {
+        size_t n = rf__index_ivf_list(seg->ann, (size_t)probe.h[p].vid, &vecs, &ids);
+        for (size_t j = 0; j < n; j++) {
+            size_t iid = (size_t)ids[j];
+            /* INVARIANT(one-record-per-key): dead and unselected iids are skipped. */
+            if (iid < v->n && sel_has(v, s, iid))
+                topk_push(t, rf__index_dot(q, vecs + j * (size_t)dim, dim), seg->rows->vids[iid]);
+        }
+    }
+    free(probe.h);
+    return RF_OK;
+}
+
 /* Approximate top-`want` of one sealed FAISS view, restricted to its selection; falls
  * back to the exact scores when FAISS finds fewer than it could. */
 static rf_rc view_ann(rf_index_t *ix, const rf__index_view_t *v, const vsel_t *s, const float *q,
@@ -379,8 +418,13 @@ static rf_rc view_ann(rf_index_t *ix, const rf__index_view_t *v, const vsel_t *s
     idx_t *labels = NULL;
     rf_rc rc = RF_OK;
     int frc;
+    size_t nlist;
+    const float *cent;
     if (!kk)
         return RF_OK;
+    if (!__atomic_load_n(&rf__index_test_faiss_ivf, __ATOMIC_RELAXED) &&
+        rf__index_ivf_flat(seg->ann, &nlist, &cent))
+        return view_ivf(ix, v, s, q, kk, nlist, cent, t, err);
     /* Nothing dead and no filter: no selector to consult. */
     if (s->bits || v->live_n != v->n) {
         const uint8_t *b = s->bits ? s->bits : v->live->b;
