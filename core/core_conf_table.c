@@ -163,14 +163,18 @@ const rf_conf_opt_t rf_conf_opts[] = {
         "How often the index is checkpointed to disk in the background; 0 disables periodic "
         "checkpoints (one is still written at a clean stop)."),
     INT("index.segment.size", index_segment_size, 16, 2147483647, "50000",
-        "Vectors the mutable flat segment takes before it is sealed and rebuilt in the background "
-        "as an `index.factory` index; searches scan the flat segment exactly, so smaller keeps "
-        "them fast and larger means fewer sealed segments."),
+        "Vectors in a sealed segment. The mutable flat segment takes new vectors until it is "
+        "sealed and rebuilt in the background as an `index.factory` index; searches scan it "
+        "exactly. With a slow factory (HNSW) it is sealed every 8192 vectors instead, each gets "
+        "a quick IVF index at once, and these are merged into HNSW segments of up to this size "
+        "once half of it (or 16384 vectors, if less) waits; larger means fewer, slower-built "
+        "segments."),
     STR("index.factory", index_factory, "HNSW32", 0,
         "FAISS index_factory string for sealed segments (inner product), e.g. `HNSW32`, "
         "`IVF1024,Flat` (trained on the segment) or `Flat` to keep every segment exact. With "
         "HNSW, a sealed segment of 2048 to 262144 vectors is first built as a quick "
-        "`IVF<sqrt n>,Flat` index, then rebuilt as HNSW when no other build waits."),
+        "`IVF<sqrt n>,Flat` index; the HNSW builds run in a thread of their own at the lowest "
+        "priority, merging the quick indexes (see `index.segment.size`)."),
     {"index.compact.ratio", RF_CONF_DBL, OFF(index_compact_ratio), 0, 0, 0.01, 100, "0.3", NULL, 0,
      "A sealed segment whose fraction of deleted or superseded vectors exceeds this is rebuilt "
      "without them in the background; above 1 never."},
