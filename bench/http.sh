@@ -8,11 +8,11 @@
 # Data: RF_BENCH_RECORDS (30000) JSON rows of 8-16 words drawn from a 4000-word Zipf
 # vocabulary, embedded by the built-in hash embedder (dim 384).  The test broker keeps at
 # most 5 MiB per partition, so the load topic has 8 partitions (the script checks that no
-# partition lost its oldest messages).  index.segment.size is RF_BENCH_SEGMENT (16384): the
-# flat tail is sealed every 8,192 vectors and gets a quick IVF index, and these are merged
-# into HNSW32 segments of up to 16,384, so the state after the load is two HNSW32 segments
-# (16,384 and 8,192 vectors) and a flat tail of 5,424.  It is copied once and restored
-# before every run, so each run measures the same index.  (With the default segment of
+# partition lost its oldest messages).  index.segment.size is RF_BENCH_SEGMENT (24576): the
+# flat tail is sealed every 8,192 vectors and gets a quick IVF index, and the three are
+# merged into one HNSW32 segment, so the state after the load is one HNSW32 segment of
+# 24,576 vectors and a flat tail of 5,424.  It is copied once and restored before every
+# run, so each run measures the same index.  (With the default segment of
 # 50,000, earlier runs of this script waited 171-355 s for its HNSW build; the vector index
 # at scale is bench/bench_index.c's subject.)
 #
@@ -32,7 +32,7 @@ SRC=$(cd "$(dirname "$0")/.." && pwd)
 RF_BIN=$BUILD/ragfeed
 RUNS=${RF_BENCH_RUNS:-3}
 RECORDS=${RF_BENCH_RECORDS:-30000}
-SEGMENT=${RF_BENCH_SEGMENT:-16384}
+SEGMENT=${RF_BENCH_SEGMENT:-24576}
 NQUERIES=${RF_BENCH_QUERIES:-1000}
 SECS=${RF_BENCH_SECS:-5}
 THREADS=${RF_BENCH_WRK_THREADS:-2}

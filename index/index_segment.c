@@ -765,7 +765,7 @@ rf_rc rf__index_ann_build(rf_index_t *ix, const char *factory, const float *vecs
     rf_rc rc = RF_OK;
     /* Small enough that a stop (close, a model switch) waits little even for a build at
      * the lowest priority on busy cores. */
-    const size_t chunk = 1024;
+    const size_t chunk = 256;
     *out = NULL;
     if (faiss_index_factory(&ann, ix->dim, factory, METRIC_INNER_PRODUCT))
         return faiss_fail(err, "index_factory");

@@ -172,10 +172,14 @@ static rf_index_t *open_run(const char *dir, const run_t *r)
     return ix;
 }
 
-static void upsert(rf_index_t *ix, model_t *m, int id, uint64_t *st)
+/* Draws record id of the model anew and makes its upsert, with its strings in buf. */
+typedef struct opbuf {
+    char key[32], text[64], meta[160], tenant[8];
+} opbuf_t;
+
+static rf_index_op_t model_upsert(model_t *m, int id, uint64_t *st, opbuf_t *b)
 {
     mrec_t *r = &m->r[id];
-    char key[32], text[64], meta[160], tenant[8];
     rf_index_op_t op;
     tl_vec_rand(st, DIM, r->v);
     r->cat = (int)tl_below(st, 10);
@@ -183,15 +187,22 @@ static void upsert(rf_index_t *ix, model_t *m, int id, uint64_t *st)
     r->tenant = (int)tl_below(st, 3);
     r->tag = (int)tl_below(st, 20);
     r->live = 1;
-    snprintf(key, sizeof(key), "k:%d", id);
-    snprintf(text, sizeof(text), "text of %d", id);
-    snprintf(meta, sizeof(meta),
+    snprintf(b->key, sizeof(b->key), "k:%d", id);
+    snprintf(b->text, sizeof(b->text), "text of %d", id);
+    snprintf(b->meta, sizeof(b->meta),
              "{\"cat\":\"c%d\",\"price\":%d,\"tags\":[\"g%d\",\"g%d\"],\"n\":{}}", r->cat, r->price,
              r->tag, r->tag + 1);
-    snprintf(tenant, sizeof(tenant), "t%d", r->tenant);
-    op = tl_upsert(key, "src", text, r->v);
-    op.metadata_json = meta;
-    op.tenant = tenant;
+    snprintf(b->tenant, sizeof(b->tenant), "t%d", r->tenant);
+    op = tl_upsert(b->key, "src", b->text, r->v);
+    op.metadata_json = b->meta;
+    op.tenant = b->tenant;
+    return op;
+}
+
+static void upsert(rf_index_t *ix, model_t *m, int id, uint64_t *st)
+{
+    opbuf_t b;
+    rf_index_op_t op = model_upsert(m, id, st, &b);
     RF_REQUIRE(tl_apply(ix, &op, 1, NULL, 0, NULL) == RF_OK);
 }
 
@@ -282,6 +293,23 @@ static void check_search(rf_index_t *ix, const model_t *m, const run_t *r, uint6
     *wanted += expect;
     rf_index_results_fini(&res);
     free(all);
+}
+
+/* Searches against the model: none may show a dead or stale version; with a label, the
+ * share of the model's top-k found must reach 0.8 too. */
+static void searches_ok(rf_index_t *ix, const model_t *m, const run_t *r, uint64_t *st, int n,
+                        const char *label)
+{
+    long found = 0, wanted = 0;
+    int fails = 0;
+    for (int i = 0; i < n; i++)
+        check_search(ix, m, r, st, &found, &wanted, &fails);
+    RF_CHECK_INT(fails, 0);
+    if (label) {
+        RF_CHECK(wanted > 0 && (double)found / (double)wanted >= 0.8);
+        fprintf(stderr, "%s: recall %.3f over %ld\n", label, (double)found / (double)wanted,
+                wanted);
+    }
 }
 
 static void property_run(const run_t *r)
@@ -419,98 +447,9 @@ static void test_corrupt_segment_file(void)
     fclose(fp);
     ix = open_run(dir, &r);
     RF_CHECK(tl_vectors_match_store(ix, dir));
-    {
-        long found = 0, wanted = 0;
-        int fails = 0;
-        for (int i = 0; i < 30; i++)
-            check_search(ix, &m, &r, &st, &found, &wanted, &fails);
-        RF_CHECK_INT(fails, 0);
-    }
+    searches_ok(ix, &m, &r, &st, 30, NULL);
     rf_index_close(ix);
     free(path);
-    free(m.r);
-    rf_test_rmtree(dir);
-    free(dir);
-}
-
-/* Which kind of FAISS index the sealed ANN segments of ix are: counts of interim (IVF)
- * ones and of factory ones. */
-static void ann_kinds(rf_index_t *ix, int *interim, int *factory)
-{
-    rf__index_snap_t *snap = rf__index_snap_acquire(ix);
-    *interim = *factory = 0;
-    for (size_t i = 0; i < snap->cnt; i++) {
-        const rf__index_seg_t *seg = snap->v[i].seg;
-        if (seg->kind != RF__SEG_ANN)
-            continue;
-        if (seg->interim) {
-            RF_CHECK(faiss_IndexIVF_cast(seg->ann) != NULL);
-            (*interim)++;
-        } else {
-            RF_CHECK(faiss_IndexIVF_cast(seg->ann) == NULL);
-            (*factory)++;
-        }
-    }
-    rf__index_snap_release(snap);
-}
-
-/* A sealed segment with the slow HNSW factory is first an IVF index; it stays correct
- * (no dead or stale version, k results) through updates, deletes and a restart (the
- * checkpoint says it is interim), and is then rebuilt as HNSW. */
-static void test_interim(void)
-{
-    char *dir = rf_test_tmpdir("ixint");
-    run_t r = {"HNSW16", 0, RF__INDEX_INTERIM_MIN + 100, 3000, 0, 0, 1};
-    model_t m = {rf_xcalloc(3000, sizeof(mrec_t)), 3000};
-    uint64_t st = 91;
-    long found = 0, wanted = 0;
-    int fails = 0, interim, factory;
-    rf_index_t *ix;
-    __atomic_store_n(&rf__index_test_keep_interim, 1, __ATOMIC_RELAXED);
-    ix = open_run(dir, &r);
-    for (int i = 0; i < 2600; i++)
-        upsert(ix, &m, i, &st);
-    RF_REQUIRE(rf__index_maint_wait(ix, 120000) == RF_OK);
-    ann_kinds(ix, &interim, &factory);
-    RF_CHECK_INT(interim, 1);
-    RF_CHECK_INT(factory, 0);
-    for (int i = 0; i < 300; i++) {
-        int id = (int)tl_below(&st, 2600);
-        if (i % 3 == 0) {
-            rf_index_op_t op;
-            char key[32];
-            snprintf(key, sizeof(key), "k:%d", id);
-            op = tl_delete(key, "src");
-            RF_REQUIRE(tl_apply(ix, &op, 1, NULL, 0, NULL) == RF_OK);
-            m.r[id].live = 0;
-        } else {
-            upsert(ix, &m, id, &st);
-        }
-    }
-    for (int i = 0; i < 60; i++)
-        check_search(ix, &m, &r, &st, &found, &wanted, &fails);
-    RF_CHECK_INT(fails, 0);
-    RF_REQUIRE(rf_index_checkpoint(ix, NULL) == RF_OK);
-    rf_index_close(ix);
-
-    ix = open_run(dir, &r);
-    RF_REQUIRE(rf__index_maint_wait(ix, 120000) == RF_OK);
-    ann_kinds(ix, &interim, &factory);
-    RF_CHECK_INT(interim, 1);
-    RF_CHECK_INT(factory, 0);
-    __atomic_store_n(&rf__index_test_keep_interim, 0, __ATOMIC_RELAXED);
-    rf__index_maint_kick(ix);
-    RF_REQUIRE(rf__index_maint_wait(ix, 120000) == RF_OK);
-    ann_kinds(ix, &interim, &factory);
-    RF_CHECK_INT(interim, 0);
-    RF_CHECK_INT(factory, 1);
-    for (int i = 0; i < 60; i++)
-        check_search(ix, &m, &r, &st, &found, &wanted, &fails);
-    RF_CHECK_INT(fails, 0);
-    RF_CHECK(wanted > 0 && (double)found / (double)wanted >= 0.8);
-    fprintf(stderr, "interim: recall %.3f over %ld\n", (double)found / (double)wanted, wanted);
-    RF_CHECK(tl_vectors_match_store(ix, dir));
-    rf_index_close(ix);
     free(m.r);
     rf_test_rmtree(dir);
     free(dir);
@@ -530,15 +469,72 @@ static uint32_t view_kinds(rf_index_t *ix, int *flat, int *interim, int *factory
         if (seg->kind != RF__SEG_ANN) {
             (*flat)++;
         } else if (seg->interim) {
+            RF_CHECK(faiss_IndexIVF_cast(seg->ann) != NULL);
             (*interim)++;
             if (!first)
                 first = seg->id;
         } else {
+            RF_CHECK(faiss_IndexIVF_cast(seg->ann) == NULL);
             (*factory)++;
         }
     }
     rf__index_snap_release(snap);
     return first;
+}
+
+/* A sealed segment with the slow HNSW factory is first an IVF index; it stays correct
+ * (no dead or stale version, k results) through updates, deletes and a restart (the
+ * checkpoint says it is interim), and is then rebuilt as HNSW. */
+static void test_interim(void)
+{
+    char *dir = rf_test_tmpdir("ixint");
+    run_t r = {"HNSW16", 0, RF__INDEX_INTERIM_MIN + 100, 3000, 0, 0, 1};
+    model_t m = {rf_xcalloc(3000, sizeof(mrec_t)), 3000};
+    uint64_t st = 91;
+    int flat, interim, factory;
+    rf_index_t *ix;
+    __atomic_store_n(&rf__index_test_keep_interim, 1, __ATOMIC_RELAXED);
+    ix = open_run(dir, &r);
+    for (int i = 0; i < 2600; i++)
+        upsert(ix, &m, i, &st);
+    RF_REQUIRE(rf__index_maint_wait(ix, 120000) == RF_OK);
+    view_kinds(ix, &flat, &interim, &factory);
+    RF_CHECK_INT(interim, 1);
+    RF_CHECK_INT(factory, 0);
+    for (int i = 0; i < 300; i++) {
+        int id = (int)tl_below(&st, 2600);
+        if (i % 3 == 0) {
+            rf_index_op_t op;
+            char key[32];
+            snprintf(key, sizeof(key), "k:%d", id);
+            op = tl_delete(key, "src");
+            RF_REQUIRE(tl_apply(ix, &op, 1, NULL, 0, NULL) == RF_OK);
+            m.r[id].live = 0;
+        } else {
+            upsert(ix, &m, id, &st);
+        }
+    }
+    searches_ok(ix, &m, &r, &st, 60, NULL);
+    RF_REQUIRE(rf_index_checkpoint(ix, NULL) == RF_OK);
+    rf_index_close(ix);
+
+    ix = open_run(dir, &r);
+    RF_REQUIRE(rf__index_maint_wait(ix, 120000) == RF_OK);
+    view_kinds(ix, &flat, &interim, &factory);
+    RF_CHECK_INT(interim, 1);
+    RF_CHECK_INT(factory, 0);
+    __atomic_store_n(&rf__index_test_keep_interim, 0, __ATOMIC_RELAXED);
+    rf__index_maint_kick(ix);
+    RF_REQUIRE(rf__index_maint_wait(ix, 120000) == RF_OK);
+    view_kinds(ix, &flat, &interim, &factory);
+    RF_CHECK_INT(interim, 0);
+    RF_CHECK_INT(factory, 1);
+    searches_ok(ix, &m, &r, &st, 60, "interim");
+    RF_CHECK(tl_vectors_match_store(ix, dir));
+    rf_index_close(ix);
+    free(m.r);
+    rf_test_rmtree(dir);
+    free(dir);
 }
 
 /* Polls (up to 60 s) until the snapshot shows `interim` interim views and no sealed flat
@@ -565,8 +561,7 @@ static void test_slow_builder(void)
     run_t r = {"HNSW16", 0, 4000, 9000, 0, 0, 1};
     model_t m = {rf_xcalloc(9000, sizeof(mrec_t)), 9000};
     uint64_t st = 7;
-    long found = 0, wanted = 0;
-    int fails = 0, flat, interim, factory;
+    int flat, interim, factory;
     uint32_t first, second;
     rf_index_t *ix = open_run(dir, &r);
     rf__index_test_slow_hold(ix, 1);
@@ -611,19 +606,14 @@ static void test_slow_builder(void)
     RF_CHECK_INT(second, first); /* the held upgrade has not replaced the first */
     RF_CHECK_INT(interim, 2);
     RF_CHECK_INT(factory, 0);
-    for (int i = 0; i < 60; i++)
-        check_search(ix, &m, &r, &st, &found, &wanted, &fails);
-    RF_CHECK_INT(fails, 0);
+    searches_ok(ix, &m, &r, &st, 60, NULL);
 
     rf__index_test_slow_hold(ix, 0);
     RF_REQUIRE(rf__index_maint_wait(ix, 300000) == RF_OK);
     view_kinds(ix, &flat, &interim, &factory);
     RF_CHECK_INT(interim, 0);
     RF_CHECK_INT(factory, 2);
-    for (int i = 0; i < 60; i++)
-        check_search(ix, &m, &r, &st, &found, &wanted, &fails);
-    RF_CHECK_INT(fails, 0);
-    RF_CHECK(wanted > 0 && (double)found / (double)wanted >= 0.8);
+    searches_ok(ix, &m, &r, &st, 60, "slow builder");
     RF_CHECK(tl_vectors_match_store(ix, dir));
     rf_index_close(ix);
     free(m.r);
@@ -635,28 +625,12 @@ static void test_slow_builder(void)
 static void upsert_many(rf_index_t *ix, model_t *m, int from, int to, uint64_t *st)
 {
     enum { B = 500 };
-    static char key[B][32], text[B][64], meta[B][160], tenant[B][8];
+    static opbuf_t buf[B];
     rf_index_op_t ops[B];
     for (int at = from; at < to; at += B) {
         int n = to - at < B ? to - at : B;
-        for (int i = 0; i < n; i++) {
-            mrec_t *r = &m->r[at + i];
-            tl_vec_rand(st, DIM, r->v);
-            r->cat = (int)tl_below(st, 10);
-            r->price = (int)tl_below(st, 1000);
-            r->tenant = (int)tl_below(st, 3);
-            r->tag = (int)tl_below(st, 20);
-            r->live = 1;
-            snprintf(key[i], sizeof(key[i]), "k:%d", at + i);
-            snprintf(text[i], sizeof(text[i]), "text of %d", at + i);
-            snprintf(meta[i], sizeof(meta[i]),
-                     "{\"cat\":\"c%d\",\"price\":%d,\"tags\":[\"g%d\",\"g%d\"],\"n\":{}}", r->cat,
-                     r->price, r->tag, r->tag + 1);
-            snprintf(tenant[i], sizeof(tenant[i]), "t%d", r->tenant);
-            ops[i] = tl_upsert(key[i], "src", text[i], r->v);
-            ops[i].metadata_json = meta[i];
-            ops[i].tenant = tenant[i];
-        }
+        for (int i = 0; i < n; i++)
+            ops[i] = model_upsert(m, at + i, st, &buf[i]);
         RF_REQUIRE(tl_apply(ix, ops, (size_t)n, NULL, 0, NULL) == RF_OK);
     }
 }
@@ -673,8 +647,7 @@ static void test_merge(void)
     run_t r = {"HNSW16", 0, 2 * tail + 2000, 3 * tail + 500, 0, 0, 1};
     model_t m = {rf_xcalloc((size_t)r.max_id, sizeof(mrec_t)), r.max_id};
     uint64_t st = 11;
-    long found = 0, wanted = 0;
-    int fails = 0, flat, interim, factory;
+    int flat, interim, factory;
     rf_index_t *ix = open_run(dir, &r);
     rf__index_test_slow_hold(ix, 1);
     upsert_many(ix, &m, 0, 3 * tail + 100, &st);
@@ -692,9 +665,7 @@ static void test_merge(void)
         m.r[i * 37].live = 0;
         upsert(ix, &m, i * 37 + 3, &st);
     }
-    for (int i = 0; i < 40; i++)
-        check_search(ix, &m, &r, &st, &found, &wanted, &fails);
-    RF_CHECK_INT(fails, 0);
+    searches_ok(ix, &m, &r, &st, 40, NULL);
     rf__index_test_slow_hold(ix, 0);
     RF_REQUIRE(rf__index_maint_wait(ix, 300000) == RF_OK);
     view_kinds(ix, &flat, &interim, &factory);
@@ -714,9 +685,7 @@ static void test_merge(void)
         RF_CHECK(seen);
         rf__index_snap_release(snap);
     }
-    for (int i = 0; i < 60; i++)
-        check_search(ix, &m, &r, &st, &found, &wanted, &fails);
-    RF_CHECK_INT(fails, 0);
+    searches_ok(ix, &m, &r, &st, 60, NULL);
     RF_CHECK(tl_vectors_match_store(ix, dir));
     RF_REQUIRE(rf_index_checkpoint(ix, NULL) == RF_OK);
     rf_index_close(ix);
@@ -726,11 +695,7 @@ static void test_merge(void)
     view_kinds(ix, &flat, &interim, &factory);
     RF_CHECK_INT(factory, 1);
     RF_CHECK_INT(interim, 1);
-    for (int i = 0; i < 60; i++)
-        check_search(ix, &m, &r, &st, &found, &wanted, &fails);
-    RF_CHECK_INT(fails, 0);
-    RF_CHECK(wanted > 0 && (double)found / (double)wanted >= 0.8);
-    fprintf(stderr, "merge: recall %.3f over %ld\n", (double)found / (double)wanted, wanted);
+    searches_ok(ix, &m, &r, &st, 60, "merge");
     RF_CHECK(tl_vectors_match_store(ix, dir));
     rf_index_close(ix);
     free(m.r);
