@@ -16,7 +16,7 @@
  * Defaults: 1000000 vectors of 384 dims, 200 queries, segment size N (one HNSW segment, so
  * "the same index" is one FAISS index), 10000 upserts/s for 10 s.  efSearch is swept from
  * --ef (default 32) up on the built index; the table uses the smallest value whose recall@10
- * reaches 0.95.
+ * reaches 0.95, where raw FAISS and rf_index_query then take turns for 5 rounds (medians).
  * Data: 1000 cluster centres (N(0,1) per dimension); a vector is a centre plus a variation
  * of intrinsic dimension 24 plus small noise, normalised; metadata {"cat":"c<i % 100>"}.
  * Prints one table; every number is wall time on this machine.
@@ -204,6 +204,14 @@ static srun_t search_run(rf_index_t *ix, const float *qs, int nq, const int *gt,
 }
 
 /* The same queries straight into the FAISS index of the largest segment. */
+#define ROUNDS 5
+
+static int srun_qps_cmp(const void *a, const void *b)
+{
+    double x = ((const srun_t *)a)->qps, y = ((const srun_t *)b)->qps;
+    return (x > y) - (x < y);
+}
+
 static srun_t raw_run(rf_index_t *ix, const float *qs, int nq, const int *gt)
 {
     rf__index_snap_t *snap = rf__index_snap_acquire(ix);
@@ -562,6 +570,21 @@ int main(int argc, char **argv)
             if (o1.recall >= 0.95)
                 chosen = 1;
         }
+    }
+    {
+        /* The headline at the chosen efSearch: raw FAISS and rf_index_query take turns for
+         * ROUNDS rounds, so that both see the same machine (on this KVM guest one pass of
+         * 200 queries varies by a third from one minute to the next); each keeps its
+         * median round by QPS. */
+        srun_t rr[ROUNDS], oo[ROUNDS];
+        for (int i = 0; i < ROUNDS; i++) {
+            rr[i] = raw_run(ix, qs, nq, gt);
+            oo[i] = search_run(ix, qs, nq, gt, -1);
+        }
+        qsort(rr, ROUNDS, sizeof(*rr), srun_qps_cmp);
+        qsort(oo, ROUNDS, sizeof(*oo), srun_qps_cmp);
+        raw = rr[ROUNDS / 2];
+        ours = oo[ROUNDS / 2];
     }
     {
         /* Query i filters on category i % CATS: each matches 1% of the records. */
