@@ -761,7 +761,7 @@ static void test_ivf_scan(void)
             for (size_t i = 0; i < a.cnt; i++) {
                 RF_CHECK(fabsf(a.hits[i].score - b.hits[i].score) < 1e-4f);
                 ids &= strcmp(a.hits[i].id, b.hits[i].id) == 0;
-                RF_CHECK(m.r[atoi(a.hits[i].id + 2)].live);
+                RF_CHECK(m.r[strtol(a.hits[i].id + 2, NULL, 10)].live);
             }
             same += ids;
         }
