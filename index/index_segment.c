@@ -1290,12 +1290,19 @@ static int maint_step(rf_index_t *ix)
     return pick_n != 0;
 }
 
+/* OpenBLAS (linked for FAISS) keeps a pool of threads of its own, apart from OpenMP's. */
+void openblas_set_num_threads(int num_threads);
+
 static void *maint_main(void *arg)
 {
     rf_index_t *ix = arg;
     /* The quick builds run at normal priority on one core: FAISS's OpenMP workers would
-     * take the other from the searches (and spin there after each parallel loop). */
+     * take the other from the searches (and spin there after each parallel loop).  So
+     * would OpenBLAS's own pool, which the IVF k-means' matrix products use; that setting
+     * is the process's, and FAISS calls BLAS only to train and to search batches of 20
+     * queries or more, which no search here is. */
     omp_set_num_threads(1);
+    openblas_set_num_threads(1);
     pthread_mutex_lock(&ix->mt_mu);
     for (;;) {
         while (!ix->mt_stop && !ix->mt_kick) {
