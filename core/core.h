@@ -131,6 +131,13 @@ int64_t rf_mono_ms(void); /* monotonic clock, ms */
 int64_t rf_mono_us(void); /* monotonic clock, us */
 void rf_sleep_ms(int64_t ms);
 
+/* ==== Threads ==== */
+
+/* Makes the calling thread background work: it runs only on a core nothing else wants
+ * (SCHED_IDLE on Linux; else the lowest nice).  Threads it starts inherit that.  0 when
+ * set, -1 (errno) when the system refused both. */
+int rf_thread_background(void);
+
 /* ==== Files ==== */
 
 /* Writes data to path atomically: path.tmp, fsync, rename, fsync of the directory. */

@@ -7,10 +7,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -237,6 +240,34 @@ void rf_sleep_ms(int64_t ms)
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
         ;
+}
+
+/* ==== Threads ==== */
+
+/* <sched.h> declares SCHED_IDLE only with _GNU_SOURCE; the value is Linux's ABI. */
+#if defined(__linux__) && !defined(SCHED_IDLE)
+#define SCHED_IDLE 5
+#endif
+
+int rf_thread_background(void)
+{
+#ifdef __linux__
+    /* A SCHED_IDLE thread never preempts a normal one and is preempted as soon as one
+     * wakes, where nice 19 still takes a slice of a busy core (1.5% of the weight, but
+     * several milliseconds at a time). */
+    struct sched_param sp = {0};
+    if (sched_setscheduler(0, SCHED_IDLE, &sp) == 0)
+        return 0;
+#endif
+#ifdef __linux__
+    /* On Linux nice is per thread: the calling one by its tid. */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19) == 0)
+        return 0;
+#else
+    if (setpriority(PRIO_PROCESS, 0, 19) == 0)
+        return 0;
+#endif
+    return -1;
 }
 
 /* ==== Files ==== */

@@ -19,8 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1332,9 +1330,9 @@ static void *maint_main(void *arg)
 static void *slow_main(void *arg)
 {
     rf_index_t *ix = arg;
-    /* Background work: on Linux nice is per thread, and the OpenMP workers a build starts
-     * inherit it, so searches, the writer and the quick builds keep the cores they need. */
-    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19))
+    /* Background work, and the OpenMP workers a build starts inherit that: searches, the
+     * writer and the quick builds keep the cores they need. */
+    if (rf_thread_background())
         RF_LOG(RF_LOG_DEBUG, RF_MOD_INDEX, "slow builder keeps its priority");
 #if defined(__SANITIZE_THREAD__)
     omp_set_num_threads(1);
