@@ -4,7 +4,16 @@
 #include "rf_test.h"
 
 #include <jansson.h>
+#include <pthread.h>
+#include <sched.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#if defined(__linux__) && !defined(SCHED_IDLE)
+#define SCHED_IDLE 5
+#endif
 
 static void test_err_table(void)
 {
@@ -101,4 +110,47 @@ static void test_log_levels_and_json(void)
     free(dir);
 }
 
-RF_TEST_MAIN(test_err_table, test_buf_limit, test_atomic_file, test_log_levels_and_json)
+typedef struct bg_seen {
+    int rc, policy, nice, child_policy;
+} bg_seen_t;
+
+static void *bg_child(void *arg)
+{
+    ((bg_seen_t *)arg)->child_policy = sched_getscheduler(0);
+    return NULL;
+}
+
+static void *bg_thread(void *arg)
+{
+    bg_seen_t *s = arg;
+    pthread_t t;
+    s->rc = rf_thread_background();
+    s->policy = sched_getscheduler(0);
+    s->nice = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
+    if (pthread_create(&t, NULL, bg_child, s) == 0)
+        pthread_join(t, NULL);
+    return NULL;
+}
+
+/* The thread that asks becomes background work, and so do the threads it starts (an
+ * index build's OpenMP workers); the rest of the process keeps its priority. */
+static void test_thread_background(void)
+{
+    bg_seen_t s = {-2, -2, -2, -2};
+    pthread_t t;
+    int before = sched_getscheduler(0);
+    RF_CHECK_INT(pthread_create(&t, NULL, bg_thread, &s), 0);
+    pthread_join(t, NULL);
+    RF_CHECK_INT(s.rc, 0);
+#ifdef __linux__
+    RF_CHECK_INT(s.policy, SCHED_IDLE);
+    RF_CHECK_INT(s.child_policy, SCHED_IDLE);
+#else
+    RF_CHECK_INT(s.nice, 19);
+#endif
+    RF_CHECK_INT(sched_getscheduler(0), before);
+    RF_CHECK(before != SCHED_IDLE);
+}
+
+RF_TEST_MAIN(test_err_table, test_buf_limit, test_atomic_file, test_log_levels_and_json,
+             test_thread_background)
