@@ -262,7 +262,7 @@ rf_rc rf_serve_keys_list(rf_serve_keys_t *ks, rf_serve_key_info_t **infos, size_
     *cnt = 0;
     if (sqlite3_prepare_v2(ks->db,
                            "SELECT id, tenant, admin, created_ms, revoked_ms FROM api_keys"
-                           " ORDER BY created_ms, id",
+                           " ORDER BY created_ms, rowid",
                            -1, &st, NULL) != SQLITE_OK)
         return db_fail(ks->db, err, "listing keys");
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
