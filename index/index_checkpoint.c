@@ -34,7 +34,7 @@
 /* ==== Checkpoint file format ==== */
 
 /* Two kinds of file, each a 64-byte header then a payload:
- *   0  magic "RFIDX002" (manifest) or "RFSEG002" (segment)   8 bytes
+ *   0  magic "RFIDX003" (manifest) or "RFSEG003" (segment)   8 bytes
  *   8  format version            u32 little-endian
  *  12  dim                       u32
  *  16  store seq (manifest) or segment id (segment)   i64
@@ -48,13 +48,34 @@
  *   u32 views, u32 next segment id, then per view (oldest first):
  *   u32 segment id, u8 kind, u8 sealed, u8 final, u8 interim, u64 n, u64 cap,
  *   ceil(n/8) bytes of live bitmap, and for a flat segment its rows and vectors
- *   (n i64 vids, n attribute blobs as u32 length + bytes, n*dim f32).
+ *   (n i64 vids, n attribute blobs as u32 length + bytes, n u64 content-hash keys,
+ *   n*dim f32).
  * A FAISS segment is immutable once built, so it is written once, to seg-<id>.seg:
- *   u64 n, n i64 vids, n attribute blobs, u64 index length, the FAISS serialisation. */
-#define CKPT_MAGIC   "RFIDX002"
-#define SEG_MAGIC    "RFSEG002"
-#define CKPT_VERSION 2u
-#define CKPT_HDR     64
+ *   u64 n, n i64 vids, n attribute blobs, n u64 content-hash keys, u64 index length, the
+ *   FAISS serialisation.
+ * Format 2 (magic ...002) had no content-hash keys: its files are still read, the keys
+ * come from the store (rf__index_hkeys_fill), and the next checkpoint writes format 3. */
+#define CKPT_MAGIC      "RFIDX003"
+#define SEG_MAGIC       "RFSEG003"
+#define CKPT_VERSION    3u
+#define CKPT_VERSION_V2 2u
+#define CKPT_HDR        64
+
+int rf__index_test_ckpt_v2;
+
+/* The format checkpoints are written in: format 2 only for the tests of its reading. */
+static unsigned ckpt_version(void)
+{
+    return __atomic_load_n(&rf__index_test_ckpt_v2, __ATOMIC_RELAXED) ? CKPT_VERSION_V2
+                                                                      : CKPT_VERSION;
+}
+
+/* The magic of a file kind ("RFIDX" or "RFSEG") in format version. */
+static void magic_put(uint8_t *p, const char *magic, unsigned version)
+{
+    memcpy(p, magic, 5);
+    memcpy(p + 5, version == CKPT_VERSION_V2 ? "002" : "003", 3);
+}
 
 static void put_le(uint8_t *p, uint64_t v, int n)
 {
@@ -82,8 +103,8 @@ static void ckpt_hash(const uint8_t *hdr, const uint8_t *payload, size_t len, ui
 /* Fills the header of buf (len bytes, header included) and hashes it. */
 static void hdr_seal(uint8_t *buf, size_t len, const char *magic, int dim, int64_t tag)
 {
-    memcpy(buf, magic, 8);
-    put_le(buf + 8, CKPT_VERSION, 4);
+    magic_put(buf, magic, ckpt_version());
+    put_le(buf + 8, ckpt_version(), 4);
     put_le(buf + 12, (uint64_t)dim, 4);
     put_le(buf + 16, (uint64_t)tag, 8);
     put_le(buf + 24, (uint64_t)(len - CKPT_HDR), 8);
@@ -171,6 +192,7 @@ typedef struct mapped {
     const uint8_t *payload;
     size_t len;
     int64_t tag;
+    unsigned version; /* CKPT_VERSION or CKPT_VERSION_V2 */
 } mapped_t;
 
 static void mapped_fini(mapped_t *m)
@@ -210,11 +232,13 @@ static rf_rc file_map(rf_index_t *ix, const char *path, const char *magic, int64
     }
     m->tag = (int64_t)get_le(m->map + 16, 8);
     len = get_le(m->map + 24, 8);
+    m->version = (unsigned)get_le(m->map + 8, 4);
     if (memcmp(m->map, magic, 5) != 0) {
         rc = rf_err_set(err, RF_ECORRUPT, "%s: bad magic", path);
-    } else if (get_le(m->map + 8, 4) != CKPT_VERSION || memcmp(m->map, magic, 8) != 0) {
-        rc = rf_err_set(err, RF_ECORRUPT, "%s: format version %u, this build reads %u", path,
-                        (unsigned)get_le(m->map + 8, 4), CKPT_VERSION);
+    } else if ((m->version != CKPT_VERSION && m->version != CKPT_VERSION_V2) ||
+               memcmp(m->map + 5, m->version == CKPT_VERSION ? "003" : "002", 3) != 0) {
+        rc = rf_err_set(err, RF_ECORRUPT, "%s: format version %u, this build reads %u and %u", path,
+                        m->version, CKPT_VERSION_V2, CKPT_VERSION);
     } else if (get_le(m->map + 12, 4) != (uint64_t)ix->dim) {
         rc = rf_err_set(err, RF_ECORRUPT, "%s: dim %u, store dim %d", path,
                         (unsigned)get_le(m->map + 12, 4), ix->dim);
@@ -268,14 +292,17 @@ static uint64_t cur_u(cur_t *c, int n)
     return p ? get_le(p, n) : 0;
 }
 
-/* n vids and n attribute blobs into fresh rows. */
-static rf__index_rows_t *read_rows(cur_t *c, size_t n, size_t cap, size_t *attr_bytes)
+/* n vids, n attribute blobs and (format 3) n content-hash keys into fresh rows; keys
+ * missing from a format-2 file are 0 and ix->hkeys_fill is set. */
+static rf__index_rows_t *read_rows(rf_index_t *ix, cur_t *c, unsigned version, size_t n, size_t cap,
+                                   size_t *attr_bytes)
 {
     rf__index_rows_t *rows = rf_xcalloc(1, sizeof(*rows));
     rows->refs = 1;
     rows->cap = cap;
     rows->vids = rf_xmalloc((cap ? cap : 1) * sizeof(*rows->vids));
     rows->attrs = rf_xcalloc(cap ? cap : 1, sizeof(*rows->attrs));
+    rows->hkeys = rf_xcalloc(cap ? cap : 1, sizeof(*rows->hkeys));
     *attr_bytes = 0;
     for (size_t i = 0; i < n && !c->bad; i++) {
         rows->vids[i] = (int64_t)cur_u(c, 8);
@@ -296,6 +323,12 @@ static rf__index_rows_t *read_rows(cur_t *c, size_t n, size_t cap, size_t *attr_
         }
         rows->filled = i + 1;
     }
+    if (version == CKPT_VERSION_V2) {
+        ix->hkeys_fill |= n > 0;
+        return rows;
+    }
+    for (size_t i = 0; i < n && !c->bad; i++)
+        rows->hkeys[i] = cur_u(c, 8);
     return rows;
 }
 
@@ -324,6 +357,8 @@ static rf_rc put_rows(rf_buf_t *b, const rf__index_rows_t *rows, size_t n, rf_er
         if (!(rc = put_u(b, al, 4, err)) && al)
             rc = put(b, rows->attrs[i], al, err);
     }
+    for (size_t i = 0; i < n && !rc && ckpt_version() == CKPT_VERSION; i++)
+        rc = put_u(b, rows->hkeys[i], 8, err);
     return rc;
 }
 
@@ -398,8 +433,8 @@ rf_rc rf__index_seg_write(rf_index_t *ix, rf__index_seg_t *seg, rf_err_t *err)
     if ((rc = put_u(&rows, seg->cap, 8, err)) || (rc = put_rows(&rows, seg->rows, seg->cap, err)) ||
         (rc = put_u(&rows, ann_len, 8, err)))
         goto out;
-    memcpy(hdr, SEG_MAGIC, 8);
-    put_le(hdr + 8, CKPT_VERSION, 4);
+    magic_put(hdr, SEG_MAGIC, ckpt_version());
+    put_le(hdr + 8, ckpt_version(), 4);
     put_le(hdr + 12, (uint64_t)ix->dim, 4);
     put_le(hdr + 16, seg->id, 8);
     put_le(hdr + 24, rows.len + ann_len, 8);
@@ -491,8 +526,9 @@ static rf_rc seg_load(rf_index_t *ix, uint32_t id, rf__index_seg_t **out, rf_err
     seg->kind = RF__SEG_ANN;
     seg->dim = ix->dim;
     seg->cap = n;
-    seg->persisted = 1;
-    seg->rows = read_rows(&c, n, n, &attr_bytes);
+    /* A format-2 file is written again, in the current format, by the next checkpoint. */
+    seg->persisted = m.version == CKPT_VERSION;
+    seg->rows = read_rows(ix, &c, m.version, n, n, &attr_bytes);
     ann_len = (size_t)cur_u(&c, 8);
     ann = cur_take(&c, ann_len);
     if (c.bad || !ann || c.off != c.len) {
@@ -610,7 +646,7 @@ static rf_rc ckpt_load(rf_index_t *ix, int64_t name_seq, int64_t store_seq, rf__
             seg->final = final;
             seg->cap = cap;
             v->seg = seg;
-            seg->rows = read_rows(&c, n, cap, &attr_bytes);
+            seg->rows = read_rows(ix, &c, m.version, n, cap, &attr_bytes);
             vecs = cur_take(&c, n * (size_t)ix->dim * sizeof(float));
             if (c.bad || !vecs) {
                 rc = rf_err_set(err, RF_ECORRUPT, "%s: malformed segment %zu", path, i);
@@ -862,6 +898,7 @@ static rf_rc replay_add(void *opaque, const rf__index_scan_rec_t *rec, rf_err_t 
     memcpy(r->vecs + r->n * dim, rec->vec, dim * sizeof(float));
     r->adds[r->n].attrs = rf__index_attrs_encode(rec->source, rec->tenant, rec->label,
                                                  rec->event_time_ms, rec->metadata, NULL);
+    r->adds[r->n].hkey = rec->hkey;
     if (++r->n == REPLAY_CHUNK)
         replay_flush(r);
     return RF_OK;
@@ -894,6 +931,8 @@ static rf_rc recover(rf_index_t *ix, rf_err_t *err)
         RF_LOG(RF_LOG_WARN, RF_MOD_INDEX, "checkpoint skipped: %s", e.msg);
     }
     free(seqs);
+    if (!loaded)
+        ix->hkeys_fill = 0; /* set by a checkpoint that was then skipped */
     {
         size_t sn;
         free(file_list(ix->dir, "seg-", ".seg", &sn, 1)); /* sweeps interrupted writes */
@@ -914,6 +953,7 @@ static rf_rc recover(rf_index_t *ix, rf_err_t *err)
             next_id = 1;
             loaded = 0;
             ckpt_seq = -1;
+            ix->hkeys_fill = 0; /* the full rebuild reads every key */
         }
     }
     RF_LOG(RF_LOG_DEBUG, RF_MOD_INDEX, "checkpoint_seq=%lld ms=%lld checkpoint loaded",
@@ -942,6 +982,8 @@ static rf_rc recover(rf_index_t *ix, rf_err_t *err)
     }
     replay_flush(&r);
     rf__index_vec_update(ix, NULL, 0, NULL, 0, store_seq); /* publishes the final position */
+    if ((rc = rf__index_hkeys_fill(ix, err)))
+        goto out;
     ix->ckpt_seq = ckpt_seq;
     {
         int64_t mem, live, dead, pending;
@@ -1035,6 +1077,7 @@ static void teardown(rf_index_t *ix)
     ix->cur = NULL;
     free(ix->map.keys);
     free(ix->map.vals);
+    rf__index_hmap_free(&ix->hmap);
     if (ix->lock_fd >= 0)
         close(ix->lock_fd); /* releases the flock */
     pthread_cond_destroy(&ix->thr_cond);
@@ -1049,6 +1092,7 @@ static void teardown(rf_index_t *ix)
     pthread_mutex_destroy(&ix->ckpt_mu);
     pthread_mutex_destroy(&ix->cur_mu);
     pthread_mutex_destroy(&ix->w_mu);
+    pthread_mutex_destroy(&ix->hm_mu);
     pthread_mutex_destroy(&ix->stat_mu);
     pthread_mutex_destroy(&ix->pool_mu);
     free(ix->mt_failed);
@@ -1155,6 +1199,7 @@ rf_rc rf_index_open(const rf_index_opts_t *opts, rf_index_t **out, rf_err_t *err
     pthread_mutex_init(&ix->pool_mu, NULL);
     pthread_mutex_init(&ix->stat_mu, NULL);
     pthread_mutex_init(&ix->w_mu, NULL);
+    pthread_mutex_init(&ix->hm_mu, NULL);
     pthread_mutex_init(&ix->cur_mu, NULL);
     pthread_mutex_init(&ix->ckpt_mu, NULL);
     pthread_mutex_init(&ix->thr_mu, NULL);

@@ -30,7 +30,10 @@
  *    builder thread, at the lowest priority, and installs them once built.
  *  - The checkpoint thread (when checkpoint_interval_ms > 0) and rf_index_checkpoint write
  *    a snapshot under `ckpt_mu` only: searches and the writer go on.
- *  - Lock order, when more than one is held: ckpt_mu, w_mu, cur_mu, stat_mu, pos_mu, mt_mu.
+ *  - The content-hash map changes with the snapshot, under w_mu and hm_mu; lookups take
+ *    hm_mu only to copy the candidates out.
+ *  - Lock order, when more than one is held: ckpt_mu, w_mu, hm_mu, cur_mu, stat_mu, pos_mu,
+ *    mt_mu.
  *    pool_mu is never held while another lock is taken.
  */
 #ifndef RF_INDEX_INT_H
@@ -54,7 +57,7 @@
 #define RF__INDEX_DEAD_MAX       ((size_t)64 << 20)
 #define RF__INDEX_DIM_MAX        65536
 #define RF__INDEX_K_MAX          10000
-#define RF__INDEX_SCHEMA_VERSION 3
+#define RF__INDEX_SCHEMA_VERSION 4
 /* Read connections kept idle in the pool; more are opened on demand and closed after. */
 #define RF__INDEX_POOL_IDLE 8
 /* Checkpoints kept on disk, newest first. */
@@ -124,6 +127,9 @@ typedef struct rf__index_off {
 #define RF__INDEX_TAIL_SLOW 8192
 /* Tests: != 0 keeps the maintenance thread from rebuilding interim indexes (atomic). */
 extern int rf__index_test_keep_interim;
+/* Tests: != 0 makes checkpoints write format 2 (no content-hash keys), as older builds
+ * did (atomic). */
+extern int rf__index_test_ckpt_v2;
 
 /* ==== Segments, snapshots (index_segment.c) ==== */
 
@@ -138,6 +144,7 @@ typedef struct rf__index_rows {
     size_t filled; /* slots written; read only by the last owner when freeing */
     int64_t *vids;
     uint8_t **attrs;
+    uint64_t *hkeys; /* the key of each slot's content hash (rf__index_hkey), 0 none */
 } rf__index_rows_t;
 
 typedef struct rf__index_inv rf__index_inv_t;
@@ -191,11 +198,22 @@ typedef struct rf__index_locmap {
     size_t cap, cnt;
 } rf__index_locmap_t;
 
-/* One vector to append: attrs is an encoded blob whose ownership passes to the index. */
+/* Content-hash key -> vid, a multimap (records may share a text), open addressing with
+ * linear probing: which records hold the vector of a text (index_content.c).  Written by
+ * whoever holds w_mu, under hm_mu; read under hm_mu. */
+typedef struct rf__index_hmap {
+    uint64_t *keys; /* 0 = empty */
+    int64_t *vids;
+    size_t cap, cnt; /* cap: 0 or a power of two */
+} rf__index_hmap_t;
+
+/* One vector to append: attrs is an encoded blob whose ownership passes to the index;
+ * hkey the key of the record's content hash (0: none). */
 typedef struct rf__index_add {
     int64_t vid;
     const float *vec;
     uint8_t *attrs;
+    uint64_t hkey;
 } rf__index_add_t;
 
 struct rf_index {
@@ -263,8 +281,16 @@ struct rf_index {
     pthread_mutex_t cur_mu;
     rf__index_snap_t *cur;
     rf__index_locmap_t map; /* under w_mu */
-    uint32_t next_seg_id;   /* under w_mu */
-    size_t map_bytes;       /* atomic copy of the map's size, for status */
+    /* The content-hash map of the records in `cur` (what rf_index_vector_by_hash
+     * consults instead of an index in the store, which every update paid for in random
+     * page writes).  hkeys_fill: recovery read slots without keys (checkpoint files of
+     * format 2); open fills them from the store. */
+    pthread_mutex_t hm_mu;
+    rf__index_hmap_t hmap;
+    int hkeys_fill;
+    int64_t hkeys_filled; /* slots given their key from the store by this open */
+    uint32_t next_seg_id; /* under w_mu */
+    size_t map_bytes;     /* atomic copy of the map's size, for status */
 
     /* The position searches see (that of `cur`), copied at each publication and read
      * under pos_mu.  pos_cond wakes rf_index_position_wait on every publication. */
@@ -351,6 +377,7 @@ typedef struct rf__index_scan_rec {
     const float *vec;
     const char *source, *tenant, *label, *metadata; /* NULL when NULL */
     int64_t event_time_ms;                          /* 0 unknown */
+    uint64_t hkey;                                  /* of the content hash, 0 none */
 } rf__index_scan_rec_t;
 typedef rf_rc (*rf__index_scan_fn)(void *opaque, const rf__index_scan_rec_t *rec, rf_err_t *err);
 rf_rc rf__index_store_scan_records(rf_index_t *ix, int64_t after, rf__index_scan_fn fn,
@@ -370,6 +397,21 @@ rf_rc rf__index_store_hits(rf_index_t *ix, const float *q, const int64_t *vids, 
                            size_t n, size_t need, const rf__index_snap_t *snap,
                            const rf__index_filter_t *flt, int want_vec, rf_index_hit_t *hits,
                            size_t *got, rf_err_t *err);
+
+/* ==== index_content.c ==== */
+
+/* The map key of a 32-byte content hash (its first 8 bytes; never 0); 0 for NULL. */
+uint64_t rf__index_hkey(const uint8_t *hash);
+/* Adds (key, vid) / removes that one pair (absent: nothing).  key 0: nothing. */
+void rf__index_hmap_put(rf__index_hmap_t *m, uint64_t key, int64_t vid);
+void rf__index_hmap_del(rf__index_hmap_t *m, uint64_t key, int64_t vid);
+/* Up to max vids stored under key into out; returns how many. */
+size_t rf__index_hmap_find(const rf__index_hmap_t *m, uint64_t key, int64_t *out, size_t max);
+void rf__index_hmap_free(rf__index_hmap_t *m);
+size_t rf__index_hmap_bytes(const rf__index_hmap_t *m);
+/* Open, after recovery, when ix->hkeys_fill: gives every slot of `cur` its record's key
+ * from the store, and the map its pairs. */
+rf_rc rf__index_hkeys_fill(rf_index_t *ix, rf_err_t *err);
 
 /* ==== index_lsn.c ==== */
 
@@ -460,6 +502,9 @@ void rf__index_vec_install(rf_index_t *ix, rf__index_view_t *views, size_t cnt,
  * ownership of every adds[i].attrs.  Never fails (memory aside). */
 void rf__index_vec_update(rf_index_t *ix, const int64_t *rm, size_t rm_n,
                           const rf__index_add_t *adds, size_t add_n, int64_t seq);
+/* Gives vid's slot in `cur` the content-hash key hkey and puts the pair in the map; 0 when
+ * vid is not in the vector index.  Open only (recovery, before any reader). */
+int rf__index_vec_set_hkey(rf_index_t *ix, int64_t vid, uint64_t hkey);
 /* Builds seg->inv from its rows (slots [0, seg->cap)); before the segment is published. */
 void rf__index_seg_inv_build(rf__index_seg_t *seg);
 /* The iids of seg whose attributes carry key (ascending), or 0. */

@@ -114,6 +114,7 @@ static rf__index_rows_t *rows_new(size_t cap)
     rows->cap = cap;
     rows->vids = rf_xmalloc((cap ? cap : 1) * sizeof(*rows->vids));
     rows->attrs = rf_xcalloc(cap ? cap : 1, sizeof(*rows->attrs));
+    rows->hkeys = rf_xcalloc(cap ? cap : 1, sizeof(*rows->hkeys));
     return rows;
 }
 
@@ -125,6 +126,7 @@ void rf__index_rows_unref(rf__index_rows_t *rows)
         free(rows->attrs[i]);
     free(rows->attrs);
     free(rows->vids);
+    free(rows->hkeys);
     free(rows);
 }
 
@@ -383,9 +385,12 @@ static uint64_t loc_pack(uint32_t seg_id, size_t iid)
     return ((uint64_t)seg_id << 32) | (uint64_t)(uint32_t)iid;
 }
 
+/* Caller holds w_mu (which every change of either map holds too). */
 static void map_bytes_update(rf_index_t *ix)
 {
-    __atomic_store_n(&ix->map_bytes, ix->map.cap * (sizeof(int64_t) + sizeof(uint64_t)),
+    __atomic_store_n(&ix->map_bytes,
+                     ix->map.cap * (sizeof(int64_t) + sizeof(uint64_t)) +
+                         rf__index_hmap_bytes(&ix->hmap),
                      __ATOMIC_RELAXED);
 }
 
@@ -499,6 +504,9 @@ static void draft_tombstone(rf_index_t *ix, draft_t *d, int64_t vid)
     if (i != (size_t)-1 && rf__index_bit(d->v[i].live, iid)) {
         bit_clear(draft_bits(d, i), iid);
         d->v[i].live_n--;
+        pthread_mutex_lock(&ix->hm_mu);
+        rf__index_hmap_del(&ix->hmap, d->v[i].seg->rows->hkeys[iid], vid);
+        pthread_mutex_unlock(&ix->hm_mu);
     }
     map_del(&ix->map, vid);
 }
@@ -556,6 +564,7 @@ static int draft_append(rf_index_t *ix, draft_t *d, const rf__index_add_t *a)
     /* These slots lie beyond every published snapshot's n: no reader looks at them. */
     t->seg->rows->vids[i] = a->vid;
     t->seg->rows->attrs[i] = a->attrs;
+    t->seg->rows->hkeys[i] = a->hkey;
     t->seg->rows->filled = i + 1;
     memcpy(t->seg->vecs + i * (size_t)ix->dim, a->vec, (size_t)ix->dim * sizeof(float));
     bit_set(bits, i);
@@ -563,6 +572,9 @@ static int draft_append(rf_index_t *ix, draft_t *d, const rf__index_add_t *a)
     t->live_n++;
     t->attr_bytes += rf__index_attrs_len(a->attrs);
     map_put(&ix->map, a->vid, loc_pack(t->seg->id, i));
+    pthread_mutex_lock(&ix->hm_mu);
+    rf__index_hmap_put(&ix->hmap, a->hkey, a->vid);
+    pthread_mutex_unlock(&ix->hm_mu);
     return sealed;
 }
 
@@ -633,14 +645,19 @@ void rf__index_vec_install(rf_index_t *ix, rf__index_view_t *views, size_t cnt,
     free(ix->map.keys);
     free(ix->map.vals);
     memset(&ix->map, 0, sizeof(ix->map));
+    pthread_mutex_lock(&ix->hm_mu);
+    rf__index_hmap_free(&ix->hmap);
     for (size_t i = 0; i < cnt; i++) {
         const rf__index_view_t *v = &views[i];
         for (size_t j = 0; j < v->n; j++) {
-            if (rf__index_bit(v->live, j))
+            if (rf__index_bit(v->live, j)) {
                 map_put(&ix->map, v->seg->rows->vids[j], loc_pack(v->seg->id, j));
+                rf__index_hmap_put(&ix->hmap, v->seg->rows->hkeys[j], v->seg->rows->vids[j]);
+            }
         }
         draft_push(&d, v, 0);
     }
+    pthread_mutex_unlock(&ix->hm_mu);
     ix->next_seg_id = next_seg_id;
     map_bytes_update(ix);
     position_make(ix, ix->wseq, &pos);
@@ -648,11 +665,37 @@ void rf__index_vec_install(rf_index_t *ix, rf__index_view_t *views, size_t cnt,
     pthread_mutex_unlock(&ix->w_mu);
 }
 
+int rf__index_vec_set_hkey(rf_index_t *ix, int64_t vid, uint64_t hkey)
+{
+    uint64_t loc;
+    int done = 0;
+    pthread_mutex_lock(&ix->w_mu);
+    if (map_get(&ix->map, vid, &loc)) {
+        for (size_t i = 0; i < ix->cur->cnt && !done; i++) {
+            rf__index_seg_t *seg = ix->cur->v[i].seg;
+            size_t iid = (size_t)(uint32_t)loc;
+            if (seg->id != (uint32_t)(loc >> 32) || iid >= ix->cur->v[i].n)
+                continue;
+            /* No reader yet (open), so the published rows may still change. */
+            pthread_mutex_lock(&ix->hm_mu);
+            rf__index_hmap_del(&ix->hmap, seg->rows->hkeys[iid], vid);
+            seg->rows->hkeys[iid] = hkey;
+            rf__index_hmap_put(&ix->hmap, hkey, vid);
+            pthread_mutex_unlock(&ix->hm_mu);
+            done = 1;
+        }
+    }
+    map_bytes_update(ix);
+    pthread_mutex_unlock(&ix->w_mu);
+    return done;
+}
+
 /* ==== Replacing the whole vector index (a generation switch) ==== */
 
 struct rf__index_repl {
     draft_t d;
     rf__index_locmap_t old_map;
+    rf__index_hmap_t old_hmap;
     int old_dim;
     uint32_t old_next_id;
 };
@@ -667,6 +710,7 @@ static rf_rc repl_add(void *opaque, const rf__index_scan_rec_t *rec, rf_err_t *e
     a.vec = rec->vec;
     a.attrs = rf__index_attrs_encode(rec->source, rec->tenant, rec->label, rec->event_time_ms,
                                      rec->metadata, NULL);
+    a.hkey = rec->hkey;
     draft_append(ix, &r->d, &a);
     return RF_OK;
 }
@@ -692,6 +736,12 @@ rf_rc rf__index_vec_replace_begin(rf_index_t *ix, int dim, rf__index_repl_t **ou
     r->old_dim = ix->dim;
     r->old_next_id = ix->next_seg_id;
     memset(&ix->map, 0, sizeof(ix->map));
+    /* Lookups meanwhile see the new generation's keys as they are added (a miss costs an
+     * embedding, never a wrong vector: each candidate is checked against the store). */
+    pthread_mutex_lock(&ix->hm_mu);
+    r->old_hmap = ix->hmap;
+    memset(&ix->hmap, 0, sizeof(ix->hmap));
+    pthread_mutex_unlock(&ix->hm_mu);
     /* Readers never use ix->dim (they take the snapshot's), and the maintenance and
      * checkpoint threads are stopped: the writer alone sees the new value until commit. */
     ix->dim = dim;
@@ -708,6 +758,7 @@ void rf__index_vec_replace_commit(rf_index_t *ix, rf__index_repl_t *r, int64_t g
     rf_index_position_t pos;
     free(r->old_map.keys);
     free(r->old_map.vals);
+    rf__index_hmap_free(&r->old_hmap);
     pthread_mutex_lock(&ix->stat_mu);
     ix->gen_active = gen;
     pthread_mutex_unlock(&ix->stat_mu);
@@ -725,6 +776,10 @@ void rf__index_vec_replace_abort(rf_index_t *ix, rf__index_repl_t *r)
     free(ix->map.keys);
     free(ix->map.vals);
     ix->map = r->old_map;
+    pthread_mutex_lock(&ix->hm_mu);
+    rf__index_hmap_free(&ix->hmap);
+    ix->hmap = r->old_hmap;
+    pthread_mutex_unlock(&ix->hm_mu);
     ix->dim = r->old_dim;
     ix->next_seg_id = r->old_next_id;
     pthread_mutex_unlock(&ix->w_mu);
@@ -1125,6 +1180,7 @@ static slow_t *job_begin(rf_index_t *ix, const rf__index_view_t *const *v, size_
             const uint8_t *a = rows->attrs[j->live_old[i]];
             size_t al = rf__index_attrs_len(a);
             fresh->rows->vids[i] = rows->vids[j->live_old[i]];
+            fresh->rows->hkeys[i] = rows->hkeys[j->live_old[i]];
             fresh->rows->attrs[i] = a ? rf_xmalloc(al) : NULL;
             if (a)
                 memcpy(fresh->rows->attrs[i], a, al);

@@ -141,7 +141,6 @@ static const char schema_sql[] =
     " \"offset\" INTEGER, seq INTEGER NOT NULL, updated_at_ms INTEGER NOT NULL,"
     " gen INTEGER NOT NULL DEFAULT 1);"
     "CREATE INDEX IF NOT EXISTS records_source ON records(source);"
-    "CREATE INDEX IF NOT EXISTS records_hash ON records(content_hash);"
     "CREATE TABLE IF NOT EXISTS changelog ("
     " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
     " op TEXT NOT NULL CHECK (op IN ('upsert', 'delete')), id TEXT NOT NULL,"
@@ -229,7 +228,7 @@ static rf_rc schema_init(rf_index_t *ix, rf_err_t *err)
         (rc = db_scalar(ix->wdb, "SELECT value FROM meta WHERE key = 'schema_version'", -1, &ver,
                         err)))
         goto out;
-    if (ver != -1 && ver != 1 && ver != 2 && ver != RF__INDEX_SCHEMA_VERSION) {
+    if (ver != -1 && (ver < 1 || ver > RF__INDEX_SCHEMA_VERSION)) {
         rc = rf_err_set(err, RF_ECORRUPT, "store %s: schema version %lld, this build reads %d",
                         ix->db_path, (long long)ver, RF__INDEX_SCHEMA_VERSION);
         goto out;
@@ -246,8 +245,11 @@ static rf_rc schema_init(rf_index_t *ix, rf_err_t *err)
                                  RF__INDEX_SCHEMA_VERSION, (long long)rf_now_ms());
         rc = db_exec(ix->wdb, sql, err);
         free(sql);
-    } else if (ver == 1 || ver == 2) {
+    } else if (ver < RF__INDEX_SCHEMA_VERSION) {
+        /* Version 3 drops the index on records.seq, version 4 the one on content_hash
+         * (index_content.c keeps that map): each cost every update random page writes. */
         char *sql = rf_xasprintf("DROP INDEX IF EXISTS records_seq;"
+                                 "DROP INDEX IF EXISTS records_hash;"
                                  "UPDATE meta SET value = %d WHERE key = 'schema_version'",
                                  RF__INDEX_SCHEMA_VERSION);
         rc = db_exec(ix->wdb, sql, err);
@@ -687,9 +689,10 @@ rf_rc rf__index_store_scan_records(rf_index_t *ix, int64_t after, rf__index_scan
      * one changelog row with its seq (CROSS JOIN keeps the changelog outside). */
     if (sqlite3_prepare_v2(ix->wdb,
                            after < 0 ? "SELECT vid, vector, source, tenant, label, metadata,"
-                                       " event_time_ms FROM records"
+                                       " event_time_ms, content_hash FROM records"
                                      : "SELECT r.vid, r.vector, r.source, r.tenant, r.label,"
-                                       " r.metadata, r.event_time_ms FROM changelog c"
+                                       " r.metadata, r.event_time_ms, r.content_hash"
+                                       " FROM changelog c"
                                        " CROSS JOIN records r ON r.vid = c.vid AND r.seq = c.seq"
                                        " WHERE c.seq > ?1",
                            -1, &st, NULL) != SQLITE_OK) {
@@ -716,6 +719,7 @@ rf_rc rf__index_store_scan_records(rf_index_t *ix, int64_t after, rf__index_scan
         r.label = (const char *)sqlite3_column_text(st, 4);
         r.metadata = (const char *)sqlite3_column_text(st, 5);
         r.event_time_ms = sqlite3_column_int64(st, 6);
+        r.hkey = sqlite3_column_bytes(st, 7) == 32 ? rf__index_hkey(sqlite3_column_blob(st, 7)) : 0;
         if ((rc = fn(opaque, &r, err)))
             goto out;
         total++;
@@ -1156,6 +1160,7 @@ static void apply_vectors(rf_index_t *ix, apply_ctx_t *c, int64_t seq)
         add[add_n].vec = op->vec;
         add[add_n].attrs = rf__index_attrs_encode(op->source, op->tenant, op->label,
                                                   op->event_time_ms, op->metadata_json, NULL);
+        add[add_n].hkey = rf__index_hkey(op->content_hash);
         add_n++;
     }
     rf__index_vec_update(ix, c->rm, c->rm_n, add, add_n, seq);
@@ -1314,49 +1319,6 @@ static json_t *record_json(sqlite3_stmt *st)
     json_object_set_new(o, "seq", json_integer(sqlite3_column_int64(st, 9)));
     json_object_set_new(o, "updated_at", json_integer(sqlite3_column_int64(st, 16)));
     return o;
-}
-
-rf_rc rf_index_vector_by_hash(rf_index_t *ix, const uint8_t hash[32], int dim, float *out,
-                              rf_err_t *err)
-{
-    rf__index_rconn_t *c = NULL;
-    sqlite3_stmt *st = NULL;
-    rf_rc rc = RF_ENOTFOUND;
-    int src, broken = 0;
-    if (!ix || !hash || !out)
-        return rf_err_set(err, RF_EINVAL, "rf_index_vector_by_hash: NULL argument");
-    /* A read connection, so that the lookup can run beside the writer's transaction. */
-    if ((rc = rf__index_rconn_get(ix, &c, err)))
-        return rc;
-    rc = RF_ENOTFOUND;
-    src = sqlite3_prepare_v2(c->db,
-                             "SELECT vector FROM records WHERE content_hash = ?1 AND dim = ?2"
-                             " UNION ALL SELECT vector FROM gen_vectors WHERE content_hash = ?1"
-                             " AND length(vector) = ?2 * 4 LIMIT 1",
-                             -1, &st, NULL);
-    if (src != SQLITE_OK) {
-        rc = db_fail(c->db, src, err, "prepare the content-hash lookup");
-        broken = 1;
-        goto out;
-    }
-    sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
-    sqlite3_bind_int(st, 2, dim);
-    src = sqlite3_step(st);
-    if (src == SQLITE_ROW) {
-        const void *blob = sqlite3_column_blob(st, 0);
-        size_t n = (size_t)sqlite3_column_bytes(st, 0);
-        if (blob && dim > 0 && n == (size_t)dim * sizeof(float)) {
-            memcpy(out, blob, n);
-            rc = RF_OK;
-        }
-    } else if (src != SQLITE_DONE) {
-        rc = db_fail(c->db, src, err, "look up vector by content hash");
-        broken = 1;
-    }
-out:
-    sqlite3_finalize(st);
-    rf__index_rconn_put(ix, c, broken);
-    return rc;
 }
 
 rf_rc rf_index_record_get(rf_index_t *ix, const char *id, char **json, rf_err_t *err)
