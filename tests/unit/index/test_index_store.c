@@ -472,9 +472,10 @@ static void test_corrupt_store(void)
     free(dir);
 }
 
-/* A store of schema version 2 (with its index on records.seq) opens as version 3 without
- * that index, and the readers that went by seq give the same answers through the
- * changelog: the recent records newest first, each once, never a deleted one. */
+/* A store of schema version 2 (with its indexes on records.seq and content_hash) opens as
+ * the current version without them, and the readers that went by seq give the same
+ * answers through the changelog: the recent records newest first, each once, never a
+ * deleted one. */
 static void test_schema_upgrade(void)
 {
     char *dir = rf_test_tmpdir("ixver");
@@ -496,6 +497,7 @@ static void test_schema_upgrade(void)
     RF_REQUIRE(sqlite3_open(path, &db) == SQLITE_OK);
     RF_REQUIRE(sqlite3_exec(db,
                             "CREATE INDEX records_seq ON records(seq);"
+                            "CREATE INDEX records_hash ON records(content_hash);"
                             "UPDATE meta SET value = 2 WHERE key = 'schema_version'",
                             NULL, NULL, NULL) == SQLITE_OK);
     sqlite3_close(db);
@@ -515,11 +517,11 @@ static void test_schema_upgrade(void)
     rf_index_close(ix);
 
     RF_REQUIRE(sqlite3_open(path, &db) == SQLITE_OK);
-    RF_REQUIRE(
-        sqlite3_prepare_v2(db,
-                           "SELECT (SELECT value FROM meta WHERE key = 'schema_version'),"
-                           " (SELECT COUNT(*) FROM sqlite_master WHERE name = 'records_seq')",
-                           -1, &st, NULL) == SQLITE_OK);
+    RF_REQUIRE(sqlite3_prepare_v2(db,
+                                  "SELECT (SELECT value FROM meta WHERE key = 'schema_version'),"
+                                  " (SELECT COUNT(*) FROM sqlite_master"
+                                  "  WHERE name IN ('records_seq', 'records_hash'))",
+                                  -1, &st, NULL) == SQLITE_OK);
     RF_REQUIRE(sqlite3_step(st) == SQLITE_ROW);
     RF_CHECK_INT(sqlite3_column_int(st, 0), RF__INDEX_SCHEMA_VERSION);
     RF_CHECK_INT(sqlite3_column_int(st, 1), 0);
