@@ -543,6 +543,7 @@ static rf_rc seg_load(rf_index_t *ix, uint32_t id, rf__index_seg_t **out, rf_err
         goto out;
     }
     seg->ann_bytes = ann_len;
+    seg->qhash = rf__index_ann_qhash(seg->ann);
     rf__index_ann_tune(ix, seg->ann);
     t2 = rf_mono_ms();
     if (!hash_join(&hj)) {
@@ -1096,6 +1097,7 @@ static void teardown(rf_index_t *ix)
     pthread_mutex_destroy(&ix->stat_mu);
     pthread_mutex_destroy(&ix->pool_mu);
     free(ix->mt_failed);
+    free(ix->ivfq);
     free(ix->factory);
     free(ix->db_path);
     free(ix->dir);

@@ -125,6 +125,13 @@ typedef struct rf__index_off {
  * sealed tail is merged with others into factory segments of up to segment_size, once
  * there are half a segment's or two tails' worth of them (index_segment.c, merge_min). */
 #define RF__INDEX_TAIL_SLOW 8192
+/* The interim IVF indexes of sealed tails (up to 2 * RF__INDEX_TAIL_SLOW vectors) share one
+ * k-means of up to this many lists (at least 32 vectors a list to train it), trained on the
+ * tail that first needs it and again every RF__INDEX_IVFQ_USES builds (the data drifts):
+ * the builds in between only assign their vectors, and a search scores the shared
+ * centroids once for all of them and scans nprobe of many lists in each. */
+#define RF__INDEX_IVFQ_LISTS 256
+#define RF__INDEX_IVFQ_USES  64
 /* Tests: != 0 keeps the maintenance thread from rebuilding interim indexes (atomic). */
 extern int rf__index_test_keep_interim;
 /* Tests: != 0 makes checkpoints write format 2 (no content-hash keys), as older builds
@@ -161,6 +168,7 @@ typedef struct rf__index_seg {
     float *vecs;          /* FLAT: cap * dim floats */
     FaissIndex *ann;      /* ANN: the factory index, ids = iids */
     size_t ann_bytes;     /* ANN: serialised size (the memory estimate); set before publication */
+    uint64_t qhash;       /* IVF-Flat: a hash of its coarse centroids (equal: shared), else 0 */
     rf__index_inv_t *inv; /* sealed, rebuilt segments: attribute keys -> iids (or NULL) */
     int persisted;        /* ANN: its segment file is on disk (atomic) */
 } rf__index_seg_t;
@@ -306,6 +314,11 @@ struct rf_index {
     uint32_t *mt_failed; /* segment ids whose rebuild failed: not retried (under mt_mu) */
     size_t mt_failed_n;
     pthread_t mt_thr;
+    /* The interim IVF indexes' shared centroids (RF__INDEX_IVFQ_LISTS): the maintenance
+     * thread's alone. */
+    float *ivfq;
+    size_t ivfq_nlist;
+    int ivfq_dim, ivfq_uses;
     /* The slow builder: a thread at the lowest priority that builds, one at a time, the
      * indexes whose factory takes minutes (HNSW), so that the maintenance thread goes on
      * with the quick builds searches wait for.  The maintenance thread hands a job over
@@ -472,6 +485,11 @@ float rf__index_dot(const float *a, const float *b, int dim);
  * borrowed); rf__index_ivf_list borrows list l: its size, vectors and ids. */
 int rf__index_ivf_flat(const FaissIndex *ann, size_t *nlist, const float **centroids);
 size_t rf__index_ivf_list(const FaissIndex *ann, size_t l, const float **vecs, const int64_t **ids);
+/* An empty, trained IVF-Flat index (inner product) whose quantizer holds a copy of the
+ * nlist x dim centroids; 0, or -1 when FAISS refused. */
+int rf__index_ivf_with_centroids(int dim, size_t nlist, const float *centroids, FaissIndex **out);
+/* The qhash of an index (rf__index_seg_t.qhash): of its centroids when IVF-Flat, else 0. */
+uint64_t rf__index_ann_qhash(const FaissIndex *ann);
 /* Tests: != 0 makes searches of IVF-Flat views go through FAISS's own search. */
 extern int rf__index_test_faiss_ivf;
 

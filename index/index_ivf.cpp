@@ -1,5 +1,6 @@
 /* index_ivf.cpp - the parts of an IVF-Flat index (inner product) that index_search.c scans
- * itself: its coarse centroids and its inverted lists, borrowed from the FAISS objects.
+ * itself: its coarse centroids and its inverted lists, borrowed from the FAISS objects; and
+ * an empty IVF-Flat index on given centroids (the interim indexes share one k-means).
  * Debian's FAISS is built without SIMD dispatch, so its list scan computes each inner
  * product with scalar code; rf__index_dot (AVX2) over the same lists is several times
  * faster and probes the same lists.
@@ -17,6 +18,26 @@
 extern "C" {
 int rf__index_ivf_flat(const FaissIndex *ann, size_t *nlist, const float **centroids);
 size_t rf__index_ivf_list(const FaissIndex *ann, size_t l, const float **vecs, const int64_t **ids);
+int rf__index_ivf_with_centroids(int dim, size_t nlist, const float *centroids, FaissIndex **out);
+
+int rf__index_ivf_with_centroids(int dim, size_t nlist, const float *centroids, FaissIndex **out)
+{
+    faiss::IndexFlatIP *q = nullptr;
+    *out = nullptr;
+    try {
+        q = new faiss::IndexFlatIP(dim);
+        q->add(static_cast<faiss::Index::idx_t>(nlist), centroids);
+        /* Trained already: its quantizer holds nlist centroids. */
+        faiss::IndexIVFFlat *ivf =
+            new faiss::IndexIVFFlat(q, static_cast<size_t>(dim), nlist, faiss::METRIC_INNER_PRODUCT);
+        ivf->own_fields = true;
+        *out = reinterpret_cast<FaissIndex *>(static_cast<faiss::Index *>(ivf));
+        return 0;
+    } catch (...) {
+        delete q;
+        return -1;
+    }
+}
 
 int rf__index_ivf_flat(const FaissIndex *ann, size_t *nlist, const float **centroids)
 {

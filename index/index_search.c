@@ -368,32 +368,77 @@ static rf_rc view_exact(const rf__index_view_t *v, const vsel_t *s, const float 
 
 int rf__index_test_faiss_ivf;
 
+/* The lists an IVF search probes, per distinct set of centroids: interim indexes share
+ * theirs (rf__index_seg_t.qhash), so one query scores them once for all. */
+#define PROBE_SETS 4
+
+typedef struct probes {
+    uint64_t qhash[PROBE_SETS];
+    cand_t *lists[PROBE_SETS]; /* the nprobe best lists (vid: list number) */
+    size_t n[PROBE_SETS], cnt;
+    cand_t *own; /* for an index whose centroids are not cached */
+} probes_t;
+
+static void probes_fini(probes_t *p)
+{
+    for (size_t i = 0; i < p->cnt; i++)
+        free(p->lists[i]);
+    free(p->own);
+    memset(p, 0, sizeof(*p));
+}
+
+/* The nprobe lists whose centroids score best for q (borrowed from p; *pn of them). */
+static const cand_t *probes_get(rf_index_t *ix, probes_t *p, uint64_t qhash, size_t nlist,
+                                const float *cent, int dim, const float *q, size_t *pn)
+{
+    size_t np = (size_t)ix->ivf_nprobe < nlist ? (size_t)ix->ivf_nprobe : nlist, slot;
+    topk_t probe;
+    for (size_t i = 0; qhash && i < p->cnt; i++) {
+        if (p->qhash[i] == qhash) {
+            *pn = p->n[i];
+            return p->lists[i];
+        }
+    }
+    probe.h = rf_xmalloc((np ? np : 1) * sizeof(cand_t));
+    probe.n = 0;
+    probe.cap = np;
+    for (size_t l = 0; l < nlist; l++)
+        topk_push(&probe, rf__index_dot(q, cent + l * (size_t)dim, dim), (int64_t)l);
+    *pn = probe.n;
+    if (!qhash || p->cnt == PROBE_SETS) {
+        free(p->own);
+        p->own = probe.h;
+        return probe.h;
+    }
+    slot = p->cnt++;
+    p->qhash[slot] = qhash;
+    p->lists[slot] = probe.h;
+    p->n[slot] = probe.n;
+    return probe.h;
+}
+
 /* An IVF-Flat view searched here, as FAISS would: the nprobe lists whose centroids score
  * best, every selected vector in them scored (rf__index_dot); the exact scores of the
  * whole selection when those lists hold fewer than the kk it could give. */
 static rf_rc view_ivf(rf_index_t *ix, const rf__index_view_t *v, const vsel_t *s, const float *q,
-                      size_t kk, size_t nlist, const float *cent, topk_t *t, rf_err_t *err)
+                      size_t kk, size_t nlist, const float *cent, probes_t *pr, topk_t *t,
+                      rf_err_t *err)
 {
     const rf__index_seg_t *seg = v->seg;
     int dim = seg->dim;
-    size_t np = (size_t)ix->ivf_nprobe < nlist ? (size_t)ix->ivf_nprobe : nlist, pn = 0, sel = 0;
-    topk_t probe = {rf_xmalloc((np ? np : 1) * sizeof(cand_t)), 0, np};
+    size_t pn = 0, sel = 0;
+    const cand_t *probe = probes_get(ix, pr, seg->qhash, nlist, cent, dim, q, &pn);
     const float *vecs;
     const int64_t *ids;
-    for (size_t l = 0; l < nlist; l++)
-        topk_push(&probe, rf__index_dot(q, cent + l * (size_t)dim, dim), (int64_t)l);
-    pn = probe.n;
     for (size_t p = 0; p < pn; p++) {
-        size_t n = rf__index_ivf_list(seg->ann, (size_t)probe.h[p].vid, &vecs, &ids);
+        size_t n = rf__index_ivf_list(seg->ann, (size_t)probe[p].vid, &vecs, &ids);
         for (size_t j = 0; j < n && sel < kk; j++)
             sel += (size_t)ids[j] < v->n && sel_has(v, s, (size_t)ids[j]);
     }
-    if (sel < kk) {
-        free(probe.h);
+    if (sel < kk)
         return view_exact(v, s, q, dim, t, err);
-    }
     for (size_t p = 0; p < pn; p++) {
-        size_t n = rf__index_ivf_list(seg->ann, (size_t)probe.h[p].vid, &vecs, &ids);
+        size_t n = rf__index_ivf_list(seg->ann, (size_t)probe[p].vid, &vecs, &ids);
         for (size_t j = 0; j < n; j++) {
             size_t iid = (size_t)ids[j];
             /* INVARIANT(one-record-per-key): dead and unselected iids are skipped. */
@@ -401,14 +446,13 @@ static rf_rc view_ivf(rf_index_t *ix, const rf__index_view_t *v, const vsel_t *s
                 topk_push(t, rf__index_dot(q, vecs + j * (size_t)dim, dim), seg->rows->vids[iid]);
         }
     }
-    free(probe.h);
     return RF_OK;
 }
 
 /* Approximate top-`want` of one sealed FAISS view, restricted to its selection; falls
  * back to the exact scores when FAISS finds fewer than it could. */
 static rf_rc view_ann(rf_index_t *ix, const rf__index_view_t *v, const vsel_t *s, const float *q,
-                      size_t want, topk_t *t, rf_err_t *err)
+                      size_t want, probes_t *pr, topk_t *t, rf_err_t *err)
 {
     const rf__index_seg_t *seg = v->seg;
     size_t kk = want < s->cnt ? want : s->cnt, got = 0;
@@ -424,7 +468,7 @@ static rf_rc view_ann(rf_index_t *ix, const rf__index_view_t *v, const vsel_t *s
         return RF_OK;
     if (!__atomic_load_n(&rf__index_test_faiss_ivf, __ATOMIC_RELAXED) &&
         rf__index_ivf_flat(seg->ann, &nlist, &cent))
-        return view_ivf(ix, v, s, q, kk, nlist, cent, t, err);
+        return view_ivf(ix, v, s, q, kk, nlist, cent, pr, t, err);
     /* Nothing dead and no filter: no selector to consult. */
     if (s->bits || v->live_n != v->n) {
         const uint8_t *b = s->bits ? s->bits : v->live->b;
@@ -485,6 +529,7 @@ static rf_rc collect(rf_index_t *ix, const rf__index_snap_t *snap, const rf__ind
                      const float *q, size_t want, cand_t **out, size_t *n, rf_err_t *err)
 {
     vsel_t *sel = rf_xcalloc(snap->cnt ? snap->cnt : 1, sizeof(*sel));
+    probes_t pr = {0};
     topk_t t = {0};
     size_t total = 0;
     int exact;
@@ -501,8 +546,9 @@ static rf_rc collect(rf_index_t *ix, const rf__index_snap_t *snap, const rf__ind
         if (exact || v->seg->kind == RF__SEG_FLAT)
             rc = view_exact(v, &sel[i], q, v->seg->dim, &t, err);
         else
-            rc = view_ann(ix, v, &sel[i], q, want, &t, err);
+            rc = view_ann(ix, v, &sel[i], q, want, &pr, &t, err);
     }
+    probes_fini(&pr);
     for (size_t i = 0; i < snap->cnt; i++) {
         free(sel[i].bits);
         free(sel[i].iids);

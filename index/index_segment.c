@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include <faiss/c_api/AutoTune_c.h>
 #include <faiss/c_api/IndexIVF_c.h>
 #include <faiss/c_api/error_c.h>
@@ -810,35 +812,16 @@ void rf__index_ann_tune(rf_index_t *ix, FaissIndex *ann)
     }
 }
 
-rf_rc rf__index_ann_build(rf_index_t *ix, const char *factory, const float *vecs, size_t n,
-                          size_t train_max, const int *stop, FaissIndex **out, rf_err_t *err)
+/* Adds vecs[0..n) to a trained ann (ids 0..n-1), then its direct map (IVF) and search
+ * parameters; frees ann on failure. */
+static rf_rc ann_fill(rf_index_t *ix, FaissIndex *ann, const float *vecs, size_t n, const int *stop,
+                      FaissIndex **out, rf_err_t *err)
 {
-    FaissIndex *ann = NULL;
     FaissIndexIVF *ivf;
     rf_rc rc = RF_OK;
     /* Small enough that a stop (close, a model switch) waits little even for a build at
      * the lowest priority on busy cores. */
     const size_t chunk = 256;
-    *out = NULL;
-    if (faiss_index_factory(&ann, ix->dim, factory, METRIC_INNER_PRODUCT))
-        return faiss_fail(err, "index_factory");
-    if (!faiss_Index_is_trained(ann)) {
-        /* An evenly spread sample of train_max vectors when there are more. */
-        size_t nt = train_max && train_max < n ? train_max : n, dim = (size_t)ix->dim;
-        float *sample = NULL;
-        int bad;
-        if (nt < n) {
-            sample = rf_xmalloc(nt * dim * sizeof(float));
-            for (size_t i = 0; i < nt; i++)
-                memcpy(sample + i * dim, vecs + (i * n / nt) * dim, dim * sizeof(float));
-        }
-        bad = faiss_Index_train(ann, (idx_t)nt, sample ? sample : vecs) != 0;
-        free(sample);
-        if (bad) {
-            rc = faiss_fail(err, "train");
-            goto out;
-        }
-    }
     for (size_t i = 0; i < n; i += chunk) {
         size_t m = n - i < chunk ? n - i : chunk;
         if (stop && __atomic_load_n(stop, __ATOMIC_RELAXED)) {
@@ -864,6 +847,46 @@ out:
     }
     *out = ann;
     return RF_OK;
+}
+
+uint64_t rf__index_ann_qhash(const FaissIndex *ann)
+{
+    size_t nlist;
+    const float *cent;
+    uint64_t h = 0;
+    if (!ann || !rf__index_ivf_flat(ann, &nlist, &cent))
+        return 0;
+    crypto_generichash((unsigned char *)&h, sizeof(h), (const unsigned char *)cent,
+                       nlist * (size_t)faiss_Index_d(ann) * sizeof(float), NULL, 0);
+    return h ? h : 1;
+}
+
+rf_rc rf__index_ann_build(rf_index_t *ix, const char *factory, const float *vecs, size_t n,
+                          size_t train_max, const int *stop, FaissIndex **out, rf_err_t *err)
+{
+    FaissIndex *ann = NULL;
+    *out = NULL;
+    if (faiss_index_factory(&ann, ix->dim, factory, METRIC_INNER_PRODUCT))
+        return faiss_fail(err, "index_factory");
+    if (!faiss_Index_is_trained(ann)) {
+        /* An evenly spread sample of train_max vectors when there are more. */
+        size_t nt = train_max && train_max < n ? train_max : n, dim = (size_t)ix->dim;
+        float *sample = NULL;
+        int bad;
+        if (nt < n) {
+            sample = rf_xmalloc(nt * dim * sizeof(float));
+            for (size_t i = 0; i < nt; i++)
+                memcpy(sample + i * dim, vecs + (i * n / nt) * dim, dim * sizeof(float));
+        }
+        bad = faiss_Index_train(ann, (idx_t)nt, sample ? sample : vecs) != 0;
+        free(sample);
+        if (bad) {
+            rf_rc rc = faiss_fail(err, "train");
+            faiss_Index_free(ann);
+            return rc;
+        }
+    }
+    return ann_fill(ix, ann, vecs, n, stop, out, err);
 }
 
 rf_rc rf__index_ann_save(FaissIndex *ann, char **buf, size_t *len, rf_err_t *err)
@@ -1078,6 +1101,16 @@ static void job_free(slow_t *j)
  * the first of the views merged) builds, in buf: "" for a flat segment; *interim is set
  * for the quick IVF index that stands in for a slow factory: at a first build, and at a
  * compaction of an interim index (the factory's rebuild comes later, as a merge). */
+/* The lists of an interim IVF index of m vectors: those of the shared k-means for a sealed
+ * tail (or two), sqrt(m) for bigger ones (a compaction of many), which train their own. */
+static size_t interim_lists(size_t m)
+{
+    size_t l = m / 32;
+    if (m > 2 * (size_t)RF__INDEX_TAIL_SLOW)
+        return (size_t)sqrt((double)m);
+    return l < RF__INDEX_IVFQ_LISTS ? l : RF__INDEX_IVFQ_LISTS;
+}
+
 static void build_factory(const rf_index_t *ix, const rf__index_view_t *v, int want, size_t m,
                           char *buf, size_t len, int *interim)
 {
@@ -1086,7 +1119,7 @@ static void build_factory(const rf_index_t *ix, const rf__index_view_t *v, int w
         buf[0] = 0;
     } else if (want == 1 && factory_is_slow(ix->factory) && m >= RF__INDEX_INTERIM_MIN &&
                m <= RF__INDEX_INTERIM_MAX && (v->seg->kind == RF__SEG_FLAT || v->seg->interim)) {
-        snprintf(buf, len, "IVF%d,Flat", (int)sqrt((double)m));
+        snprintf(buf, len, "IVF%zu,Flat", interim_lists(m));
         *interim = 1;
     } else {
         snprintf(buf, len, "%s", ix->factory);
@@ -1200,15 +1233,54 @@ static slow_t *job_begin(rf_index_t *ix, const rf__index_view_t *const *v, size_
     return j;
 }
 
-/* Builds the job's index (nothing for a flat segment); j->rc says how it went. */
+/* An interim IVF index of the shared list count: on the shared centroids when there are
+ * some to reuse (only the assignment of the vectors: a k-means is most of a build), else
+ * trained here, its centroids then shared.  Maintenance thread. */
+static rf_rc interim_build(rf_index_t *ix, slow_t *j, size_t nlist)
+{
+    FaissIndex *ann = NULL;
+    size_t got;
+    const float *cent;
+    rf_rc rc;
+    /* Shared centroids at least half as many as this segment would train serve it (the
+     * live vectors of sealed tails differ a little in number). */
+    if (ix->ivfq && ix->ivfq_dim == ix->dim && 2 * ix->ivfq_nlist >= nlist &&
+        ix->ivfq_uses < RF__INDEX_IVFQ_USES) {
+        if (rf__index_ivf_with_centroids(ix->dim, ix->ivfq_nlist, ix->ivfq, &ann))
+            return rf_err_set(&j->err, RF_EINDEX, "faiss IVF on the shared centroids");
+        if ((rc = ann_fill(ix, ann, j->vecs, j->m, &ix->mt_stop, &j->fresh->ann, &j->err)))
+            return rc;
+        ix->ivfq_uses++;
+        return RF_OK;
+    }
+    /* 64 vectors per list at most (FAISS asks for 39 to 256): k-means on all of 50,000
+     * vectors took 3.5x longer here. */
+    if ((rc = rf__index_ann_build(ix, j->factory, j->vecs, j->m, 64 * nlist, &ix->mt_stop,
+                                  &j->fresh->ann, &j->err)))
+        return rc;
+    if (rf__index_ivf_flat(j->fresh->ann, &got, &cent) && got == nlist) {
+        free(ix->ivfq);
+        ix->ivfq = rf_xmalloc(nlist * (size_t)ix->dim * sizeof(float));
+        memcpy(ix->ivfq, cent, nlist * (size_t)ix->dim * sizeof(float));
+        ix->ivfq_nlist = nlist;
+        ix->ivfq_dim = ix->dim;
+        ix->ivfq_uses = 1;
+    }
+    return RF_OK;
+}
+
+/* Builds the job's index (nothing for a flat segment); j->rc says how it went.  Interim
+ * indexes are built by the maintenance thread only (never slow). */
 static void job_build(rf_index_t *ix, slow_t *j)
 {
-    /* The quick IVF trains on 64 vectors per list (FAISS asks for 39 to 256): k-means on
-     * all of 50,000 vectors took 3.5x longer here. */
-    size_t train_max = j->fresh->interim ? 64 * (size_t)sqrt((double)j->m) : 0;
-    if (j->factory[0])
-        j->rc = rf__index_ann_build(ix, j->factory, j->vecs, j->m, train_max, &ix->mt_stop,
+    if (j->factory[0] && j->fresh->interim && j->m <= 2 * (size_t)RF__INDEX_TAIL_SLOW)
+        j->rc = interim_build(ix, j, interim_lists(j->m));
+    else if (j->factory[0])
+        j->rc = rf__index_ann_build(ix, j->factory, j->vecs, j->m,
+                                    j->fresh->interim ? 64 * interim_lists(j->m) : 0, &ix->mt_stop,
                                     &j->fresh->ann, &j->err);
+    if (!j->rc && j->fresh->ann)
+        j->fresh->qhash = rf__index_ann_qhash(j->fresh->ann);
     free(j->vecs);
     j->vecs = NULL;
 }

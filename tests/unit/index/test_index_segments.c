@@ -482,6 +482,57 @@ static uint32_t view_kinds(rf_index_t *ix, int *flat, int *interim, int *factory
     return first;
 }
 
+/* The interim IVF indexes of sealed tails share one k-means: the first build trains it,
+ * the next ones only assign their vectors (same centroids, hence the same qhash, also
+ * after a restart, which reads each index's own copy), and searches over them stay
+ * correct. */
+static void test_interim_shared(void)
+{
+    char *dir = rf_test_tmpdir("ixshq");
+    run_t r = {"HNSW16", 0, RF__INDEX_INTERIM_MIN + 100, 8000, 0, 0.9, 1};
+    model_t m = {rf_xcalloc(8000, sizeof(mrec_t)), 8000};
+    uint64_t st = 93, qh = 0;
+    int flat, interim, factory, same = 0;
+    rf_index_t *ix;
+    rf__index_snap_t *snap;
+    __atomic_store_n(&rf__index_test_keep_interim, 1, __ATOMIC_RELAXED);
+    ix = open_run(dir, &r);
+    for (int i = 0; i < 7000; i++)
+        upsert(ix, &m, i, &st);
+    RF_REQUIRE(rf__index_maint_wait(ix, 120000) == RF_OK);
+    view_kinds(ix, &flat, &interim, &factory);
+    RF_CHECK_INT(interim, 3);
+    RF_CHECK_INT(factory, 0);
+    RF_CHECK_INT(ix->ivfq_uses, 3); /* trained once, used by two more builds */
+    RF_CHECK_INT(ix->ivfq_nlist, (RF__INDEX_INTERIM_MIN + 100) / 32);
+    for (int round = 0; round < 2; round++) {
+        snap = rf__index_snap_acquire(ix);
+        same = 0;
+        for (size_t i = 0; i < snap->cnt; i++) {
+            const rf__index_seg_t *seg = snap->v[i].seg;
+            if (seg->kind != RF__SEG_ANN || !seg->interim)
+                continue;
+            if (!qh)
+                qh = seg->qhash;
+            RF_CHECK(seg->qhash != 0);
+            same += seg->qhash == qh;
+        }
+        rf__index_snap_release(snap);
+        RF_CHECK_INT(same, 3);
+        searches_ok(ix, &m, &r, &st, 60, round ? "shared centroids, reopened" : "shared centroids");
+        if (!round) {
+            rf_index_close(ix);
+            ix = open_run(dir, &r);
+            RF_REQUIRE(rf__index_maint_wait(ix, 120000) == RF_OK);
+        }
+    }
+    __atomic_store_n(&rf__index_test_keep_interim, 0, __ATOMIC_RELAXED);
+    rf_index_close(ix);
+    free(m.r);
+    rf_test_rmtree(dir);
+    free(dir);
+}
+
 /* A sealed segment with the slow HNSW factory is first an IVF index; it stays correct
  * (no dead or stale version, k results) through updates, deletes and a restart (the
  * checkpoint says it is interim), and is then rebuilt as HNSW. */
@@ -813,5 +864,5 @@ static void test_refusals(void)
     free(dir);
 }
 
-RF_TEST_MAIN(test_refusals, test_corrupt_segment_file, test_flat_exact, test_hnsw, test_ivf,
-             test_interim, test_slow_builder, test_merge, test_ivf_scan)
+RF_TEST_MAIN(test_interim_shared, test_refusals, test_corrupt_segment_file, test_flat_exact,
+             test_hnsw, test_ivf, test_interim, test_slow_builder, test_merge, test_ivf_scan)
