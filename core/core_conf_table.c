@@ -172,9 +172,11 @@ const rf_conf_opt_t rf_conf_opts[] = {
     STR("index.factory", index_factory, "HNSW32", 0,
         "FAISS index_factory string for sealed segments (inner product), e.g. `HNSW32`, "
         "`IVF1024,Flat` (trained on the segment) or `Flat` to keep every segment exact. With "
-        "HNSW, a sealed segment of 2048 to 262144 vectors is first built as a quick "
-        "`IVF<sqrt n>,Flat` index; the HNSW builds run in a thread of their own at the lowest "
-        "priority, merging the quick indexes (see `index.segment.size`)."),
+        "HNSW, a sealed segment of 2048 to 262144 vectors is first built as a quick IVF-Flat "
+        "index: the sealed 8192-vector tails share one k-means of up to 256 lists (trained "
+        "again every 64 tails), larger segments get sqrt(n) lists of their own; the HNSW "
+        "builds run in a thread of their own at the lowest priority, merging the quick "
+        "indexes (see `index.segment.size`)."),
     {"index.compact.ratio", RF_CONF_DBL, OFF(index_compact_ratio), 0, 0, 0.01, 100, "0.3", NULL, 0,
      "A sealed segment whose fraction of deleted or superseded vectors exceeds this is rebuilt "
      "without them in the background; above 1 never."},
