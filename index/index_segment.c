@@ -1097,10 +1097,6 @@ static void job_free(slow_t *j)
     free(j);
 }
 
-/* The factory a rebuild of view v (needs_work `want`, m live vectors; with want 2, v is
- * the first of the views merged) builds, in buf: "" for a flat segment; *interim is set
- * for the quick IVF index that stands in for a slow factory: at a first build, and at a
- * compaction of an interim index (the factory's rebuild comes later, as a merge). */
 /* The lists of an interim IVF index of m vectors: those of the shared k-means for a sealed
  * tail (or two), sqrt(m) for bigger ones (a compaction of many), which train their own. */
 static size_t interim_lists(size_t m)
@@ -1111,6 +1107,10 @@ static size_t interim_lists(size_t m)
     return l < RF__INDEX_IVFQ_LISTS ? l : RF__INDEX_IVFQ_LISTS;
 }
 
+/* The factory a rebuild of view v (needs_work `want`, m live vectors; with want 2, v is
+ * the first of the views merged) builds, in buf: "" for a flat segment; *interim is set
+ * for the quick IVF index that stands in for a slow factory: at a first build, and at a
+ * compaction of an interim index (the factory's rebuild comes later, as a merge). */
 static void build_factory(const rf_index_t *ix, const rf__index_view_t *v, int want, size_t m,
                           char *buf, size_t len, int *interim)
 {

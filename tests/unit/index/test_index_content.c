@@ -77,7 +77,7 @@ static void hash_of(int i, uint8_t h[32])
 static rf_index_op_t rec(int i, int text, float *v, uint8_t *h, char *id)
 {
     rf_index_op_t op;
-    sprintf(id, "c:%d", i);
+    snprintf(id, 16, "c:%d", i);
     tl_vec_for((uint64_t)text, 1, DIM, v);
     hash_of(text, h);
     op = tl_upsert(id, "c", "text", v);
