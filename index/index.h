@@ -285,6 +285,13 @@ char *rf_index_status_json(rf_index_t *ix);
 rf_rc rf_index_recent_json(rf_index_t *ix, size_t n, size_t snippet_chars, char **json,
                            rf_err_t *err);
 
+/* The vector index's size, as the status reports it (memory_bytes: vectors, graphs or
+ * lists, id and content-hash maps, tombstones, filterable metadata).  Any thread. */
+typedef struct rf_index_stats {
+    int64_t vectors, dead_vectors, segments, segments_pending, memory_bytes, bytes_per_record;
+} rf_index_stats_t;
+void rf_index_stats(rf_index_t *ix, rf_index_stats_t *out);
+
 /* Counts for tests and metrics. Any thread. */
 int64_t rf_index_record_count(rf_index_t *ix);
 int64_t rf_index_seq(rf_index_t *ix);

@@ -1506,21 +1506,36 @@ int64_t rf_index_dead_count(rf_index_t *ix)
     return v;
 }
 
+void rf_index_stats(rf_index_t *ix, rf_index_stats_t *out)
+{
+    rf__index_snap_t *snap;
+    memset(out, 0, sizeof(*out));
+    if (!ix)
+        return;
+    snap = rf__index_snap_acquire(ix);
+    rf__index_snap_stats(ix, snap, &out->memory_bytes, &out->vectors, &out->dead_vectors,
+                         &out->segments_pending);
+    out->segments = snap ? (int64_t)snap->cnt : 0;
+    out->bytes_per_record = out->vectors ? out->memory_bytes / out->vectors : 0;
+    rf__index_snap_release(snap);
+}
+
 char *rf_index_status_json(rf_index_t *ix)
 {
     json_t *o, *offs;
     char *s;
     rf__index_snap_t *snap;
-    int64_t snap_seq, mem = 0, live = 0, dead = 0, pending = 0;
+    rf_index_stats_t st;
+    int64_t snap_seq;
     if (!ix)
         return NULL;
     o = json_object();
     offs = json_object();
     snap = rf__index_snap_acquire(ix);
     snap_seq = snap ? snap->pos.seq : 0;
-    rf__index_snap_stats(ix, snap, &mem, &live, &dead, &pending);
-    json_object_set_new(o, "segments", json_integer(snap ? (json_int_t)snap->cnt : 0));
     rf__index_snap_release(snap);
+    rf_index_stats(ix, &st);
+    json_object_set_new(o, "segments", json_integer(st.segments));
     pthread_mutex_lock(&ix->stat_mu);
     json_object_set_new(o, "records", json_integer(ix->record_cnt));
     json_object_set_new(o, "seq", json_integer(ix->seq));
@@ -1541,11 +1556,11 @@ char *rf_index_status_json(rf_index_t *ix)
     }
     pthread_mutex_unlock(&ix->stat_mu);
     json_object_set_new(o, "index_seq", json_integer(snap_seq));
-    json_object_set_new(o, "vectors", json_integer(live));
-    json_object_set_new(o, "dead_vectors", json_integer(dead));
-    json_object_set_new(o, "segments_pending", json_integer(pending));
-    json_object_set_new(o, "memory_bytes", json_integer(mem));
-    json_object_set_new(o, "bytes_per_record", json_integer(live ? mem / live : 0));
+    json_object_set_new(o, "vectors", json_integer(st.vectors));
+    json_object_set_new(o, "dead_vectors", json_integer(st.dead_vectors));
+    json_object_set_new(o, "segments_pending", json_integer(st.segments_pending));
+    json_object_set_new(o, "memory_bytes", json_integer(st.memory_bytes));
+    json_object_set_new(o, "bytes_per_record", json_integer(st.bytes_per_record));
     s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     return s;

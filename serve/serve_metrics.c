@@ -230,6 +230,35 @@ static rf_rc render_pipeline(const rf__serve_metrics_src_t *src, rf_buf_t *out)
                            "gauge\nragfeed_newest_event_age_seconds %.3f\n",
                            (double)age / 1e3);
     rf_index_position_fini(&pos);
+    if (!rc) {
+        /* The vector index's size: what the memory estimate is made of, per record. */
+        static const struct {
+            const char *name, *help;
+            size_t off;
+        } ixs[] = {
+            {"ragfeed_index_vectors", "Live vectors in the searchable index.",
+             offsetof(rf_index_stats_t, vectors)},
+            {"ragfeed_index_dead_vectors",
+             "Deleted or superseded vectors the index still holds (tombstoned).",
+             offsetof(rf_index_stats_t, dead_vectors)},
+            {"ragfeed_index_segments", "Segments of the index.",
+             offsetof(rf_index_stats_t, segments)},
+            {"ragfeed_index_segments_pending",
+             "Sealed segments waiting for their index to be built or rebuilt.",
+             offsetof(rf_index_stats_t, segments_pending)},
+            {"ragfeed_index_memory_bytes",
+             "Memory the index holds: vectors, graphs or lists, id and content-hash maps, "
+             "tombstones, filterable metadata.",
+             offsetof(rf_index_stats_t, memory_bytes)},
+            {"ragfeed_index_bytes_per_record", "ragfeed_index_memory_bytes per live vector.",
+             offsetof(rf_index_stats_t, bytes_per_record)},
+        };
+        rf_index_stats_t st;
+        rf_index_stats(src->ix, &st);
+        for (size_t i = 0; i < sizeof(ixs) / sizeof(ixs[0]) && !rc; i++)
+            rc = counter(out, ixs[i].name, "gauge", ixs[i].help,
+                         *(const int64_t *)((const char *)&st + ixs[i].off));
+    }
     if (!rc)
         rc = counter(out, "ragfeed_ready", "gauge",
                      "1 once recovery is done and the pipeline is consuming.",

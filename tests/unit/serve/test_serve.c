@@ -414,6 +414,12 @@ static void test_metrics(void)
         "ragfeed_batches_applied_total",
         "ragfeed_records",
         "ragfeed_store_seq",
+        "ragfeed_index_vectors",
+        "ragfeed_index_dead_vectors",
+        "ragfeed_index_segments",
+        "ragfeed_index_segments_pending",
+        "ragfeed_index_memory_bytes",
+        "ragfeed_index_bytes_per_record",
         "ragfeed_ready",
         "ragfeed_http_requests_total",
         "ragfeed_search_duration_seconds",
@@ -466,6 +472,18 @@ static void test_metrics(void)
     RF_CHECK(strstr(r.body.ptr, "\nragfeed_search_duration_seconds_bucket{le=\"+Inf\"} 1\n"));
     RF_CHECK(strstr(r.body.ptr, "\nragfeed_search_duration_seconds_count 1\n"));
     RF_CHECK(strstr(r.body.ptr, "\nragfeed_search_duration_seconds_sum "));
+    RF_CHECK(strstr(r.body.ptr, "\nragfeed_index_vectors 4\n"));
+    RF_CHECK(strstr(r.body.ptr, "\nragfeed_index_dead_vectors 0\n"));
+    {
+        /* The memory per record is the status's, and at least the vector itself. */
+        const char *p = strstr(r.body.ptr, "\nragfeed_index_bytes_per_record ");
+        long long bpr = p ? strtoll(p + strlen("\nragfeed_index_bytes_per_record "), NULL, 10) : -1;
+        resp_t st;
+        http(&fx, "GET", "/v1/status", NULL, &st);
+        RF_CHECK_INT(bpr, json_integer_value(json_object_get(st.json, "bytes_per_record")));
+        RF_CHECK(bpr >= (long long)(DIM * sizeof(float)));
+        resp_fini(&st);
+    }
     resp_fini(&r);
 
     /* The /metrics request itself is counted. */
