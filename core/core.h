@@ -137,6 +137,9 @@ void rf_sleep_ms(int64_t ms);
  * (SCHED_IDLE on Linux; else the lowest nice).  Threads it starts inherit that.  0 when
  * set, -1 (errno) when the system refused both. */
 int rf_thread_background(void);
+/* Names the calling thread (top -H, ps -L, perf, gdb), up to 15 bytes; longer names are
+ * cut.  No-op where the system has no thread names. */
+void rf_thread_name(const char *name);
 
 /* ==== Files ==== */
 

@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -268,6 +269,17 @@ int rf_thread_background(void)
         return 0;
 #endif
     return -1;
+}
+
+void rf_thread_name(const char *name)
+{
+#ifdef __linux__
+    char buf[16];
+    snprintf(buf, sizeof(buf), "%s", name);
+    (void)prctl(PR_SET_NAME, buf, 0, 0, 0);
+#else
+    (void)name;
+#endif
 }
 
 /* ==== Files ==== */

@@ -473,6 +473,7 @@ static void *hash_main(void *arg)
 {
     hashjob_t *h = arg;
     uint8_t hash[32];
+    rf_thread_name("rf-index-hash");
     ckpt_hash(h->m->map, h->m->map + CKPT_HDR, h->m->size - CKPT_HDR, hash);
     h->ok = sodium_memcmp(hash, h->m->map + 32, 32) == 0;
     return NULL;
@@ -1009,6 +1010,7 @@ out:
 static void *ckpt_main(void *arg)
 {
     rf_index_t *ix = arg;
+    rf_thread_name("rf-index-ckpt");
     pthread_mutex_lock(&ix->thr_mu);
     while (!ix->thr_stop) {
         struct timespec ts;

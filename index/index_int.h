@@ -488,6 +488,12 @@ size_t rf__index_ivf_list(const FaissIndex *ann, size_t l, const float **vecs, c
 /* An empty, trained IVF-Flat index (inner product) whose quantizer holds a copy of the
  * nlist x dim centroids; 0, or -1 when FAISS refused. */
 int rf__index_ivf_with_centroids(int dim, size_t nlist, const float *centroids, FaissIndex **out);
+/* index_hnsw.cpp: makes an inner-product HNSW index over flat vectors score them with
+ * rf__index_dot (on) or with FAISS's own code (off); 1 done, 0 not such an index, -1 out
+ * of memory.  Builds and loads turn it on; not while the index is in use. */
+int rf__index_hnsw_simd(FaissIndex *ann, int on);
+/* 1 when ann scores with rf__index_dot, 0 with FAISS's code, -1 not such an index. */
+int rf__index_hnsw_is_simd(const FaissIndex *ann);
 /* The qhash of an index (rf__index_seg_t.qhash): of its centroids when IVF-Flat, else 0. */
 uint64_t rf__index_ann_qhash(const FaissIndex *ann);
 /* Tests: != 0 makes searches of IVF-Flat views go through FAISS's own search. */

@@ -868,6 +868,10 @@ rf_rc rf__index_ann_build(rf_index_t *ix, const char *factory, const float *vecs
     *out = NULL;
     if (faiss_index_factory(&ann, ix->dim, factory, METRIC_INNER_PRODUCT))
         return faiss_fail(err, "index_factory");
+    if (rf__index_hnsw_simd(ann, 1) < 0) {
+        faiss_Index_free(ann);
+        return rf_err_set(err, RF_ENOMEM, "out of memory");
+    }
     if (!faiss_Index_is_trained(ann)) {
         /* An evenly spread sample of train_max vectors when there are more. */
         size_t nt = train_max && train_max < n ? train_max : n, dim = (size_t)ix->dim;
@@ -939,6 +943,8 @@ rf_rc rf__index_ann_load(const void *data, size_t len, int dim, FaissIndex **out
                         faiss_Index_d(ann), dim);
     else if (faiss_Index_metric_type(ann) != METRIC_INNER_PRODUCT)
         rc = rf_err_set(err, RF_ECORRUPT, "vector index metric is not inner product");
+    else if (rf__index_hnsw_simd(ann, 1) < 0)
+        rc = rf_err_set(err, RF_ENOMEM, "out of memory");
     if (rc) {
         faiss_Index_free(ann);
         return rc;
@@ -1422,6 +1428,7 @@ void openblas_set_num_threads(int num_threads);
 static void *maint_main(void *arg)
 {
     rf_index_t *ix = arg;
+    rf_thread_name("rf-index-maint");
     /* The quick builds run at normal priority on one core: FAISS's OpenMP workers would
      * take the other from the searches (and spin there after each parallel loop).  So
      * would OpenBLAS's own pool, which the IVF k-means' matrix products use; that setting
@@ -1460,6 +1467,7 @@ static void *slow_main(void *arg)
     rf_index_t *ix = arg;
     /* Background work, and the OpenMP workers a build starts inherit that: searches, the
      * writer and the quick builds keep the cores they need. */
+    rf_thread_name("rf-index-build");
     if (rf_thread_background())
         RF_LOG(RF_LOG_DEBUG, RF_MOD_INDEX, "slow builder keeps its priority");
 #if defined(__SANITIZE_THREAD__)

@@ -7,6 +7,9 @@
 #include <pthread.h>
 #include <sched.h>
 #include <string.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -152,5 +155,38 @@ static void test_thread_background(void)
     RF_CHECK(before != SCHED_IDLE);
 }
 
+#ifdef __linux__
+typedef struct name_seen {
+    char mine[32], other[32];
+} name_seen_t;
+
+static void *name_thread(void *arg)
+{
+    name_seen_t *s = arg;
+    /* Cut to the 15 bytes a thread name holds. */
+    rf_thread_name("rf-test-name-longer-than-fifteen");
+    (void)prctl(PR_GET_NAME, s->mine, 0, 0, 0);
+    return NULL;
+}
+#endif
+
+/* A thread names itself, cut to what the system keeps; the other threads keep theirs. */
+static void test_thread_name(void)
+{
+#ifdef __linux__
+    name_seen_t s = {{0}, {0}};
+    pthread_t t;
+    char before[32] = {0};
+    (void)prctl(PR_GET_NAME, before, 0, 0, 0);
+    RF_CHECK_INT(pthread_create(&t, NULL, name_thread, &s), 0);
+    pthread_join(t, NULL);
+    RF_CHECK_STR(s.mine, "rf-test-name-lo");
+    (void)prctl(PR_GET_NAME, s.other, 0, 0, 0);
+    RF_CHECK_STR(s.other, before);
+#else
+    rf_thread_name("rf-test");
+#endif
+}
+
 RF_TEST_MAIN(test_err_table, test_buf_limit, test_atomic_file, test_log_levels_and_json,
-             test_thread_background)
+             test_thread_background, test_thread_name)

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <faiss/c_api/IndexIVF_c.h>
 
@@ -365,10 +366,20 @@ static void property_run(const run_t *r)
     }
     RF_CHECK(tl_vectors_match_store(ix, dir));
     {
+        /* Every HNSW segment, built here or loaded from a checkpoint, scores with
+         * rf__index_dot; the others are not HNSW. */
         rf__index_snap_t *snap = rf__index_snap_acquire(ix);
-        for (size_t i = 0; i < snap->cnt; i++)
-            ann += snap->v[i].seg->kind == RF__SEG_ANN;
+        int hnsw = strncasecmp(r->factory, "HNSW", 4) == 0, simd = 0, stock = 0;
+        for (size_t i = 0; i < snap->cnt; i++) {
+            if (snap->v[i].seg->kind != RF__SEG_ANN)
+                continue;
+            ann++;
+            simd += rf__index_hnsw_is_simd(snap->v[i].seg->ann) == 1;
+            stock += rf__index_hnsw_is_simd(snap->v[i].seg->ann) == 0;
+        }
         rf__index_snap_release(snap);
+        RF_CHECK_INT(stock, 0);
+        RF_CHECK(hnsw ? simd > 0 : simd == 0);
     }
     RF_CHECK(r->exact ? ann == 0 : ann > 0);
     status = rf_index_status_json(ix);
