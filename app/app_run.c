@@ -21,6 +21,7 @@
 #include "ingest/ingest.h"
 #include "serve/serve.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <string.h>
@@ -542,6 +543,7 @@ static rf_rc apply_stage(pipeline_t *p, stage_t *st, rf_err_t *err)
 static void *apply_main(void *arg)
 {
     pipeline_t *p = arg;
+    rf_thread_name("rf-apply");
     for (;;) {
         stage_t *st = &p->ring[p->drain];
         rf_rc rc;
@@ -1254,6 +1256,7 @@ int rf__app_run_pipeline(rf_conf_t *cfg, void (*on_ready)(void *, int), void *op
     io.ef_search = (int)cfg->index_hnsw_ef_search;
     io.ivf_nprobe = (int)cfg->index_ivf_nprobe;
     io.filter_exact_max = cfg->index_filter_exact_max;
+    io.work_nice = (int)cfg->ingest_nice;
     if ((rc = rf_index_open(&io, &p.ix, &err)))
         goto fail;
     if ((rc = rf_iceberg_exporter_start(cfg, &p.exporter, &err)))
@@ -1294,6 +1297,12 @@ int rf__app_run_pipeline(rf_conf_t *cfg, void (*on_ready)(void *, int), void *op
         goto fail;
     RF_LOG(RF_LOG_INFO, RF_MOD_APP, "listen=127.0.0.1:%d serving HTTP", rf_serve_port(p.srv));
 
+    /* From here on this thread is ingest's (consume, embed), and so are the threads it
+     * starts: the consumer's, the apply thread, re-embedding.  The HTTP threads, started
+     * above, keep the process's priority (ingest.nice). */
+    if (cfg->ingest_nice && rf_thread_nice((int)cfg->ingest_nice))
+        RF_LOG(RF_LOG_WARN, RF_MOD_APP, "ingest.nice=%lld not applied: %s",
+               (long long)cfg->ingest_nice, strerror(errno));
     if ((rc = rf_ingest_consumer_new(cfg, store_offset, &p, &p.consumer, &err)))
         goto fail;
     __atomic_store_n(&p.counters.ready, 1, __ATOMIC_RELEASE);

@@ -7,7 +7,7 @@
  *
  * Usage: bench_index [--n N] [--dim D] [--queries Q] [--ef EF] [--segment-size S]
  *                    [--factory F] [--ingest-rate R] [--ingest-secs T]
- *                    [--ingest-segment-size S2] [--dir DIR]
+ *                    [--ingest-segment-size S2] [--nice NI] [--dir DIR]
  *                    [--save-state SAVED | --state-from SAVED]
  * --save-state copies the state directory, as it is once loaded and built, to SAVED;
  * --state-from starts from such a copy (same --n, --dim and factory) instead of loading
@@ -15,7 +15,9 @@
  * ingesting, new vectors go into segments of S2 (default 50000, index.segment.size's
  * default): the one big segment is only there to compare with raw FAISS.
  * Defaults: 1000000 vectors of 384 dims, 200 queries, segment size N (one HNSW segment, so
- * "the same index" is one FAISS index), 10000 upserts/s for 10 s.  Idle and ingesting p99
+ * "the same index" is one FAISS index), 10000 upserts/s for 10 s.  The thread that applies
+ * the upserts and the index's maintenance thread run at nice NI (default 10, as
+ * ingest.nice); the searches at normal priority.  Idle and ingesting p99
  * come from the same loop (the queries back to back for the same time), with and without
  * the upserts.  efSearch is swept from
  * --ef (default 32) up on the built index; the table uses the smallest value whose recall@10
@@ -293,7 +295,7 @@ static srun_t idle_loop(rf_index_t *ix, const float *qs, int nq, int secs)
 
 typedef struct ingest {
     rf_index_t *ix;
-    int n, rate, secs;
+    int n, rate, secs, nice;
     int *ids;        /* per update, made beforehand */
     float *vecs;     /* per update, made beforehand */
     uint8_t *hashes; /* per update: its text's content hash, as ingest stores it */
@@ -321,6 +323,9 @@ static void *ingest_main(void *arg)
         per = BATCH * 10;
     ops = rf_xcalloc((size_t)per, sizeof(*ops));
     rf_thread_name("ingest");
+    /* As ragfeed's apply thread runs (ingest.nice); so does the index's maintenance. */
+    if (in->nice && rf_thread_nice(in->nice))
+        fprintf(stderr, "bench_index: nice %d refused\n", in->nice);
     t0 = rf_mono_ms();
     for (int tick = 0; tick < in->secs * 10; tick++) {
         rf_index_batch_t b = {.ops = ops, .op_cnt = (size_t)per};
@@ -455,7 +460,7 @@ int main(int argc, char **argv)
     int64_t seg = 0;
     const char *factory = "HNSW32";
     char *dir = NULL;
-    int made = 0, seg2 = 50000;
+    int made = 0, seg2 = 50000, nice = 10;
     int64_t wrote = 0, wal0[4] = {0, 0, 0, 0};
     long flat_max = 0;
     int split_n[2] = {0, 0};
@@ -491,6 +496,8 @@ int main(int argc, char **argv)
             secs = (int)strtol(argv[i + 1], NULL, 10);
         else if (!strcmp(argv[i], "--ingest-segment-size"))
             seg2 = (int)strtol(argv[i + 1], NULL, 10);
+        else if (!strcmp(argv[i], "--nice"))
+            nice = (int)strtol(argv[i + 1], NULL, 10);
         else if (!strcmp(argv[i], "--save-state"))
             save = argv[i + 1];
         else if (!strcmp(argv[i], "--state-from"))
@@ -502,7 +509,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (n < BATCH || dim < 8 || nq < 10 || ef < 1 || rate < 10 || secs < 1) {
+    if (n < BATCH || dim < 8 || nq < 10 || ef < 1 || rate < 10 || secs < 1 || nice < 0 ||
+        nice > 19) {
         fprintf(stderr, "bench_index: bad sizes\n");
         return 2;
     }
@@ -532,6 +540,7 @@ int main(int argc, char **argv)
     o.segment_size = seg ? seg : n;
     o.factory = factory;
     o.ef_search = ef;
+    o.work_nice = nice;
     if (from) {
         /* The saved state holds version 1 of every record, as load() would make it. */
         char *cmd = rf_xasprintf("cp -a '%s'/. '%s'/", from, dir);
@@ -656,6 +665,7 @@ int main(int argc, char **argv)
     in.n = n;
     in.rate = rate;
     in.secs = secs;
+    in.nice = nice;
     atomic_init(&in.done, 0);
     ingest_prepare(&in);
     {
@@ -732,8 +742,8 @@ int main(int argc, char **argv)
     rf_index_close(ix);
 
     printf("\nbench_index: %d x %d clustered vectors, factory %s, efSearch %d, segment size %lld, "
-           "%d queries, k=%d\n",
-           n, dim, factory, ef, (long long)o.segment_size, nq, K);
+           "%d queries, k=%d, ingest nice %d\n",
+           n, dim, factory, ef, (long long)o.segment_size, nq, K, nice);
     printf("%-58s %14s\n", "measure", "value");
     if (from) {
         printf("%-58s %14s\n", "load and build", "saved state");

@@ -137,6 +137,10 @@ void rf_sleep_ms(int64_t ms);
  * (SCHED_IDLE on Linux; else the lowest nice).  Threads it starts inherit that.  0 when
  * set, -1 (errno) when the system refused both. */
 int rf_thread_background(void);
+/* Sets the calling thread's nice value (0..19; on Linux nice is per thread).  Threads it
+ * starts afterwards inherit it; the others keep theirs.  0 when set, -1 (errno) when
+ * refused. */
+int rf_thread_nice(int nice);
 /* Names the calling thread (top -H, ps -L, perf, gdb), up to 15 bytes; longer names are
  * cut.  No-op where the system has no thread names. */
 void rf_thread_name(const char *name);

@@ -104,6 +104,8 @@ typedef struct rf_conf {
     int64_t index_hnsw_ef_search;
     int64_t index_ivf_nprobe;
     int64_t index_filter_exact_max;
+    /* ingest.* */
+    int64_t ingest_nice;
     /* serve.* */
     char *serve_listen;
     int64_t serve_threads;

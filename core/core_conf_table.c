@@ -190,6 +190,14 @@ const rf_conf_opt_t rf_conf_opts[] = {
         "A filtered search whose filter matches at most this many records scores them exactly "
         "instead of walking the approximate index (recall 1 for restrictive filters)."),
 
+    /* ingest.* */
+    INT("ingest.nice", ingest_nice, 0, 19, "10",
+        "Nice value of the threads that ingest: the Kafka consumer's, the one that applies "
+        "batches to the store and the index, the index's maintenance and checkpoint threads, the "
+        "Iceberg exporter and re-embedding. The HTTP threads keep the process's priority, so "
+        "that a search keeps its core while ingest is heavy; ingest gets what the searches "
+        "leave. 0 runs them all at the same priority."),
+
     /* serve.* */
     STR("serve.listen", serve_listen, "127.0.0.1:8080", 0,
         "HTTP listen address, `HOST:PORT` (port 0 picks a free port and logs it)."),

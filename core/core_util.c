@@ -271,6 +271,15 @@ int rf_thread_background(void)
     return -1;
 }
 
+int rf_thread_nice(int nice)
+{
+#ifdef __linux__
+    return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice) == 0 ? 0 : -1;
+#else
+    return setpriority(PRIO_PROCESS, 0, nice) == 0 ? 0 : -1;
+#endif
+}
+
 void rf_thread_name(const char *name)
 {
 #ifdef __linux__

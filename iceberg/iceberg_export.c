@@ -888,6 +888,10 @@ static void *exporter_main(void *arg)
 {
     struct rf_iceberg_exporter *exp = arg;
     const rf_conf_t *cfg = exp->cfg;
+    rf_thread_name("rf-iceberg");
+    /* Background work: searches keep their cores (ingest.nice). */
+    if (cfg->ingest_nice && rf_thread_nice((int)cfg->ingest_nice))
+        RF_LOG(RF_LOG_DEBUG, RF_MOD_ICEBERG, "exporter keeps its priority");
     exp->next_due_ms = rf_mono_ms() + cfg->iceberg_commit_interval_ms;
     for (;;) {
         int64_t now = rf_mono_ms(), max_seq = 0, exported, pending, added = 0;

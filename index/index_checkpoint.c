@@ -1011,6 +1011,8 @@ static void *ckpt_main(void *arg)
 {
     rf_index_t *ix = arg;
     rf_thread_name("rf-index-ckpt");
+    if (ix->work_nice && rf_thread_nice(ix->work_nice))
+        RF_LOG(RF_LOG_DEBUG, RF_MOD_INDEX, "checkpoint thread keeps its priority");
     pthread_mutex_lock(&ix->thr_mu);
     while (!ix->thr_stop) {
         struct timespec ts;
@@ -1139,6 +1141,8 @@ static rf_rc opts_check(rf_index_t *ix, const rf_index_opts_t *o, rf_err_t *err)
     if (o->compact_ratio < 0 || o->ef_search < 0 || o->ivf_nprobe < 0 || o->filter_exact_max < 0)
         return rf_err_set(err, RF_ECONFIG,
                           "index compact ratio, efSearch, nprobe and exact max must be >= 0");
+    if (o->work_nice < 0 || o->work_nice > 19)
+        return rf_err_set(err, RF_ECONFIG, "index work nice %d: must be 0..19", o->work_nice);
     if (strlen(f) > 256)
         return rf_err_set(err, RF_ECONFIG, "index factory string longer than 256 bytes");
     if (strcasecmp(f, "Flat") != 0) {
@@ -1171,6 +1175,7 @@ static rf_rc opts_check(rf_index_t *ix, const rf_index_opts_t *o, rf_err_t *err)
     ix->ef_search = o->ef_search ? o->ef_search : RF__INDEX_EF_DEF;
     ix->ivf_nprobe = o->ivf_nprobe ? o->ivf_nprobe : RF__INDEX_NPROBE_DEF;
     ix->exact_max = o->filter_exact_max ? o->filter_exact_max : RF__INDEX_EXACT_MAX_DEF;
+    ix->work_nice = o->work_nice;
     return RF_OK;
 }
 

@@ -43,6 +43,7 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <sys/types.h>
 
 #include <faiss/c_api/Index_c.h>
 
@@ -238,6 +239,8 @@ struct rf_index {
     char *factory;
     double compact_ratio;
     int ef_search;
+    int work_nice;   /* of the maintenance and checkpoint threads (rf_index_opts_t) */
+    pid_t maint_tid; /* the maintenance thread's, once its priority is set (tests) */
     int ivf_nprobe;
     int64_t exact_max;
 

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1429,6 +1430,10 @@ static void *maint_main(void *arg)
 {
     rf_index_t *ix = arg;
     rf_thread_name("rf-index-maint");
+    /* Ingest's work, like the writer's: searches keep their cores (ingest.nice). */
+    if (ix->work_nice && rf_thread_nice(ix->work_nice))
+        RF_LOG(RF_LOG_DEBUG, RF_MOD_INDEX, "maintenance thread keeps its priority");
+    __atomic_store_n(&ix->maint_tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
     /* The quick builds run at normal priority on one core: FAISS's OpenMP workers would
      * take the other from the searches (and spin there after each parallel loop).  So
      * would OpenBLAS's own pool, which the IVF k-means' matrix products use; that setting

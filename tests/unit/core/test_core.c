@@ -188,5 +188,43 @@ static void test_thread_name(void)
 #endif
 }
 
+typedef struct nice_seen {
+    int rc, nice, child_nice;
+} nice_seen_t;
+
+static void *nice_child(void *arg)
+{
+    nice_seen_t *s = arg;
+    s->child_nice = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
+    return NULL;
+}
+
+static void *nice_thread(void *arg)
+{
+    nice_seen_t *s = arg;
+    pthread_t t;
+    s->rc = rf_thread_nice(6);
+    s->nice = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
+    if (pthread_create(&t, NULL, nice_child, s) == 0)
+        pthread_join(t, NULL);
+    return NULL;
+}
+
+/* The thread that asks gets the nice value, and so do the threads it starts; the rest of
+ * the process keeps its own. */
+static void test_thread_nice(void)
+{
+    nice_seen_t s = {-2, -100, -100};
+    pthread_t t;
+    int before = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
+    RF_REQUIRE(before < 6);
+    RF_CHECK_INT(pthread_create(&t, NULL, nice_thread, &s), 0);
+    pthread_join(t, NULL);
+    RF_CHECK_INT(s.rc, 0);
+    RF_CHECK_INT(s.nice, 6);
+    RF_CHECK_INT(s.child_nice, 6);
+    RF_CHECK_INT(getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid)), before);
+}
+
 RF_TEST_MAIN(test_err_table, test_buf_limit, test_atomic_file, test_log_levels_and_json,
-             test_thread_background, test_thread_name)
+             test_thread_background, test_thread_name, test_thread_nice)

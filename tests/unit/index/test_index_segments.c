@@ -14,6 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <faiss/c_api/IndexIVF_c.h>
 
@@ -862,6 +865,10 @@ static void test_refusals(void)
     o.segment_size = 3;
     RF_CHECK(rf_index_open(&o, &ix, &err) == RF_ECONFIG);
     o.segment_size = 0;
+    o.work_nice = 20;
+    RF_CHECK(rf_index_open(&o, &ix, &err) == RF_ECONFIG);
+    RF_CHECK(strstr(err.msg, "nice 20: must be 0..19") != NULL);
+    o.work_nice = 0;
     ix = open_run(dir, &(run_t){"Flat", 1, 64, 1, 1, 0, 1});
     RF_CHECK(rf_index_query(ix, &query, &res, &err) == RF_EINVAL);
     RF_CHECK(strstr(err.msg, "not JSON") != NULL);
@@ -875,5 +882,29 @@ static void test_refusals(void)
     free(dir);
 }
 
-RF_TEST_MAIN(test_interim_shared, test_refusals, test_corrupt_segment_file, test_flat_exact,
-             test_hnsw, test_ivf, test_interim, test_slow_builder, test_merge, test_ivf_scan)
+/* The maintenance thread runs at work_nice; the thread that opened the index keeps its
+ * priority. */
+static void test_work_nice(void)
+{
+    char *dir = rf_test_tmpdir("ixnice");
+    rf_index_opts_t o = {.dir = dir, .dim = DIM, .work_nice = 7};
+    rf_index_t *ix = NULL;
+    rf_err_t err = {0};
+    pid_t tid;
+    int before = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
+    RF_REQUIRE(rf_index_open(&o, &ix, &err) == RF_OK);
+    /* The thread publishes its id once its priority is set. */
+    for (int64_t end = rf_mono_ms() + 10000;
+         !(tid = __atomic_load_n(&ix->maint_tid, __ATOMIC_ACQUIRE)) && rf_mono_ms() < end;)
+        rf_sleep_ms(1);
+    RF_REQUIRE(tid > 0);
+    RF_CHECK_INT(getpriority(PRIO_PROCESS, (id_t)tid), 7);
+    RF_CHECK_INT(getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid)), before);
+    rf_index_close(ix);
+    rf_test_rmtree(dir);
+    free(dir);
+}
+
+RF_TEST_MAIN(test_interim_shared, test_refusals, test_work_nice, test_corrupt_segment_file,
+             test_flat_exact, test_hnsw, test_ivf, test_interim, test_slow_builder, test_merge,
+             test_ivf_scan)
