@@ -855,11 +855,12 @@ static rf_rc ckpt_write(rf_index_t *ix, int force, rf_err_t *err)
      * set of checkpoints or a complete new one, never a torn file under the real name. */
     if ((rc = rf_file_write_atomic(path, b.ptr, b.len, err)))
         goto out;
+    ix->ckpt_gen = gen;
+    ckpt_prune(ix, seq, snap);
+    /* Published once the older files are gone: the status shows a finished checkpoint. */
     pthread_mutex_lock(&ix->stat_mu);
     ix->ckpt_seq = seq;
     pthread_mutex_unlock(&ix->stat_mu);
-    ix->ckpt_gen = gen;
-    ckpt_prune(ix, seq, snap);
     RF_LOG(RF_LOG_DEBUG, RF_MOD_INDEX, "seq=%lld bytes=%zu ms=%lld checkpoint written",
            (long long)seq, b.len, (long long)(rf_mono_ms() - t0));
 out:
