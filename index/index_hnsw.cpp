@@ -66,6 +66,23 @@ struct SimdFlatIP : faiss::IndexFlat {
 
 } // namespace
 
+/* The HNSW index behind ann and the kind of its storage: 1 scores with rf__index_dot, 0
+ * with FAISS's own code, -1 not an inner-product HNSW index over flat vectors. */
+static int storage_kind(const faiss::Index *idx, const faiss::IndexHNSW **out)
+{
+    const faiss::IndexHNSW *h = dynamic_cast<const faiss::IndexHNSW *>(idx);
+    const faiss::Index *st;
+    *out = h;
+    if (!h || !h->storage || h->storage->metric_type != faiss::METRIC_INNER_PRODUCT)
+        return -1;
+    st = h->storage;
+    if (typeid(*st) == typeid(SimdFlatIP))
+        return 1;
+    return typeid(*st) == typeid(faiss::IndexFlat) || typeid(*st) == typeid(faiss::IndexFlatIP)
+               ? 0
+               : -1;
+}
+
 /* Makes the storage of an inner-product IndexHNSW over flat vectors score with
  * rf__index_dot (on) or with FAISS's own code (off), moving its vectors into a flat index
  * of the other class.  Returns 1 when ann is such an index (now of the kind asked), 0 when
@@ -73,22 +90,15 @@ struct SimdFlatIP : faiss::IndexFlat {
  * index is searched or added to. */
 int rf__index_hnsw_simd(FaissIndex *ann, int on)
 {
-    faiss::Index *idx = reinterpret_cast<faiss::Index *>(ann);
-    faiss::IndexHNSW *h = dynamic_cast<faiss::IndexHNSW *>(idx);
+    const faiss::IndexHNSW *ch;
+    int kind = storage_kind(reinterpret_cast<const faiss::Index *>(ann), &ch);
+    faiss::IndexHNSW *h = const_cast<faiss::IndexHNSW *>(ch);
     faiss::IndexFlat *old, *nu;
-    int simd;
-    if (!h || !h->own_fields || !h->storage ||
-        h->storage->metric_type != faiss::METRIC_INNER_PRODUCT)
+    if (kind < 0 || !h->own_fields)
         return 0;
-    old = dynamic_cast<faiss::IndexFlat *>(h->storage);
-    if (!old)
-        return 0;
-    simd = typeid(*old) == typeid(SimdFlatIP);
-    if (!simd && typeid(*old) != typeid(faiss::IndexFlat) &&
-        typeid(*old) != typeid(faiss::IndexFlatIP))
-        return 0;
-    if (simd == !!on)
+    if (kind == !!on)
         return 1;
+    old = static_cast<faiss::IndexFlat *>(h->storage);
     if (on)
         nu = new (std::nothrow) SimdFlatIP(old->d);
     else
@@ -104,19 +114,8 @@ int rf__index_hnsw_simd(FaissIndex *ann, int on)
     return 1;
 }
 
-/* 1 when ann is an HNSW index scoring with rf__index_dot, 0 when with FAISS's own code,
- * -1 when it is not an inner-product HNSW index over flat vectors. */
 int rf__index_hnsw_is_simd(const FaissIndex *ann)
 {
-    const faiss::Index *idx = reinterpret_cast<const faiss::Index *>(ann);
-    const faiss::IndexHNSW *h = dynamic_cast<const faiss::IndexHNSW *>(idx);
-    const faiss::Index *st;
-    if (!h || !h->storage || h->storage->metric_type != faiss::METRIC_INNER_PRODUCT)
-        return -1;
-    st = h->storage;
-    if (typeid(*st) == typeid(SimdFlatIP))
-        return 1;
-    return typeid(*st) == typeid(faiss::IndexFlat) || typeid(*st) == typeid(faiss::IndexFlatIP)
-               ? 0
-               : -1;
+    const faiss::IndexHNSW *h;
+    return storage_kind(reinterpret_cast<const faiss::Index *>(ann), &h);
 }

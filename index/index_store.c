@@ -1507,6 +1507,15 @@ int64_t rf_index_dead_count(rf_index_t *ix)
     return v;
 }
 
+static void snap_index_stats(rf_index_t *ix, const rf__index_snap_t *snap, rf_index_stats_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    rf__index_snap_stats(ix, snap, &out->memory_bytes, &out->vectors, &out->dead_vectors,
+                         &out->segments_pending);
+    out->segments = snap ? (int64_t)snap->cnt : 0;
+    out->bytes_per_record = out->vectors ? out->memory_bytes / out->vectors : 0;
+}
+
 void rf_index_stats(rf_index_t *ix, rf_index_stats_t *out)
 {
     rf__index_snap_t *snap;
@@ -1514,10 +1523,7 @@ void rf_index_stats(rf_index_t *ix, rf_index_stats_t *out)
     if (!ix)
         return;
     snap = rf__index_snap_acquire(ix);
-    rf__index_snap_stats(ix, snap, &out->memory_bytes, &out->vectors, &out->dead_vectors,
-                         &out->segments_pending);
-    out->segments = snap ? (int64_t)snap->cnt : 0;
-    out->bytes_per_record = out->vectors ? out->memory_bytes / out->vectors : 0;
+    snap_index_stats(ix, snap, out);
     rf__index_snap_release(snap);
 }
 
@@ -1532,10 +1538,11 @@ char *rf_index_status_json(rf_index_t *ix)
         return NULL;
     o = json_object();
     offs = json_object();
+    /* One snapshot for its seq and its size. */
     snap = rf__index_snap_acquire(ix);
     snap_seq = snap ? snap->pos.seq : 0;
+    snap_index_stats(ix, snap, &st);
     rf__index_snap_release(snap);
-    rf_index_stats(ix, &st);
     json_object_set_new(o, "segments", json_integer(st.segments));
     pthread_mutex_lock(&ix->stat_mu);
     json_object_set_new(o, "records", json_integer(ix->record_cnt));
