@@ -1077,6 +1077,7 @@ static void teardown(rf_index_t *ix)
 {
     thread_stop(ix);
     rf__index_maint_stop(ix);
+    rf__index_reaper_stop(ix);
     rf__index_wal_stop(ix);
     rf__index_store_close(ix);
     rf__index_snap_release(ix->cur);
@@ -1225,7 +1226,8 @@ rf_rc rf_index_open(const rf_index_opts_t *opts, rf_index_t **out, rf_err_t *err
     pthread_cond_init(&ix->pos_cond, NULL); /* realtime clock: pthread_cond_timedwait */
 
     if ((rc = opts_check(ix, opts, err)) || (rc = rf_mkdirs(ix->dir, err)) ||
-        (rc = dir_lock(ix, err)) || (rc = rf__index_store_open(ix, err)) ||
+        (rc = dir_lock(ix, err)) || (rc = rf__index_reaper_start(ix, err)) ||
+        (rc = rf__index_store_open(ix, err)) ||
         (rc = rf__index_wal_start(ix, err)) || (rc = recover(ix, err)) ||
         (rc = rf__index_maint_start(ix, err)))
         goto out;

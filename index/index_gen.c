@@ -261,7 +261,7 @@ int64_t rf_index_gen_active(rf_index_t *ix, int *dim)
     int64_t g = s ? s->gen : 0;
     if (dim)
         *dim = s ? s->dim : 0;
-    rf__index_snap_release(s);
+    rf__index_snap_drop(ix, s);
     return g;
 }
 

@@ -42,6 +42,7 @@
 #include "index/index.h"
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <sqlite3.h>
 #include <sys/types.h>
 
@@ -198,6 +199,7 @@ typedef struct rf__index_snap {
     uint32_t next_id;        /* no segment (or segment file) of this state has an id >= */
     int64_t gen;             /* the generation of its vectors */
     int dim;
+    struct rf__index_snap *dead_next; /* on rf_index_t.dead, once no one holds it */
 } rf__index_snap_t;
 
 /* vid -> (segment id, iid), open addressing; the writer's alone (under w_mu). */
@@ -308,6 +310,18 @@ struct rf_index {
     pthread_mutex_t pos_mu;
     pthread_cond_t pos_cond;
     rf_index_position_t pub;
+
+    /* The reaper: frees the snapshots whose last reference a search dropped, so that no
+     * search pays for freeing segments (a free() of another thread's memory waits for
+     * that thread's malloc arena, and giving big blocks back to the kernel flushes the
+     * TLB of every core running the process).  A lock-free stack and a semaphore: a
+     * search never takes a lock to hand one over. */
+    rf__index_snap_t *dead; /* atomic */
+    sem_t dead_sem;
+    pthread_t dead_thr;
+    int dead_started, dead_stop;
+    int64_t reaped;  /* snapshots the reaper freed (atomic; tests) */
+    pid_t reaper_tid; /* atomic; tests */
 
     /* Maintenance thread: rebuilds and compactions. */
     pthread_mutex_t mt_mu;
@@ -504,6 +518,11 @@ extern int rf__index_test_faiss_ivf;
 
 rf__index_snap_t *rf__index_snap_acquire(rf_index_t *ix);
 void rf__index_snap_release(rf__index_snap_t *snap);
+/* A search's release: a snapshot it held last goes to the reaper (inline if none runs). */
+void rf__index_snap_drop(rf_index_t *ix, rf__index_snap_t *snap);
+rf_rc rf__index_reaper_start(rf_index_t *ix, rf_err_t *err);
+/* Stops the reaper and frees what it had not yet (no search may run). */
+void rf__index_reaper_stop(rf_index_t *ix);
 static inline int rf__index_bit(const rf__index_bits_t *bits, size_t i)
 {
     return (bits->b[i >> 3] >> (i & 7)) & 1;

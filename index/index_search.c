@@ -674,7 +674,7 @@ out:
             rf__index_hit_fini(&hits[i]);
         free(hits);
     }
-    rf__index_snap_release(snap);
+    rf__index_snap_drop(ix, snap);
     rf__index_filter_free(flt);
     free(order);
     free(cands);

@@ -294,6 +294,74 @@ void rf__index_snap_release(rf__index_snap_t *snap)
         snap_free(snap);
 }
 
+void rf__index_snap_drop(rf_index_t *ix, rf__index_snap_t *snap)
+{
+    if (!snap || !ref_dec(&snap->refs))
+        return;
+    if (!__atomic_load_n(&ix->dead_started, __ATOMIC_ACQUIRE)) {
+        snap_free(snap);
+        return;
+    }
+    snap->dead_next = __atomic_load_n(&ix->dead, __ATOMIC_RELAXED);
+    while (!__atomic_compare_exchange_n(&ix->dead, &snap->dead_next, snap, 1, __ATOMIC_RELEASE,
+                                        __ATOMIC_RELAXED))
+        ;
+    sem_post(&ix->dead_sem);
+}
+
+static void reap(rf_index_t *ix)
+{
+    rf__index_snap_t *s = __atomic_exchange_n(&ix->dead, NULL, __ATOMIC_ACQUIRE), *next;
+    for (; s; s = next) {
+        next = s->dead_next;
+        snap_free(s);
+        __atomic_add_fetch(&ix->reaped, 1, __ATOMIC_RELEASE);
+    }
+}
+
+static void *reaper_main(void *arg)
+{
+    rf_index_t *ix = arg;
+    rf_thread_name("rf-index-free");
+    if (ix->work_nice && rf_thread_nice(ix->work_nice))
+        RF_LOG(RF_LOG_DEBUG, RF_MOD_INDEX, "reaper thread keeps its priority");
+    __atomic_store_n(&ix->reaper_tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
+    for (;;) {
+        while (sem_wait(&ix->dead_sem) && errno == EINTR)
+            ;
+        reap(ix);
+        if (__atomic_load_n(&ix->dead_stop, __ATOMIC_ACQUIRE))
+            break;
+    }
+    return NULL;
+}
+
+rf_rc rf__index_reaper_start(rf_index_t *ix, rf_err_t *err)
+{
+    ix->dead = NULL;
+    ix->dead_stop = 0;
+    if (sem_init(&ix->dead_sem, 0, 0))
+        return rf_err_sys(err, RF_EIO, "start the index's reaper");
+    if (pthread_create(&ix->dead_thr, NULL, reaper_main, ix)) {
+        sem_destroy(&ix->dead_sem);
+        return rf_err_sys(err, RF_EIO, "start the index's reaper");
+    }
+    __atomic_store_n(&ix->dead_started, 1, __ATOMIC_RELEASE);
+    return RF_OK;
+}
+
+void rf__index_reaper_stop(rf_index_t *ix)
+{
+    if (!ix->dead_started)
+        return;
+    __atomic_store_n(&ix->dead_stop, 1, __ATOMIC_RELEASE);
+    sem_post(&ix->dead_sem);
+    pthread_join(ix->dead_thr, NULL);
+    __atomic_store_n(&ix->dead_started, 0, __ATOMIC_RELEASE);
+    reap(ix);
+    sem_destroy(&ix->dead_sem);
+}
+
 rf_rc rf__index_seg_vector(const rf__index_seg_t *seg, size_t iid, float *out, rf_err_t *err)
 {
     if (seg->kind == RF__SEG_FLAT) {
@@ -1610,7 +1678,7 @@ rf_rc rf__index_vec_ids(rf_index_t *ix, int64_t **ids, size_t *n, int64_t *seq, 
     }
     if (seq)
         *seq = snap->pos.seq;
-    rf__index_snap_release(snap);
+    rf__index_snap_drop(ix, snap);
     qsort(out, k, sizeof(*out), id_cmp);
     *ids = out;
     *n = k;
