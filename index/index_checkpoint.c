@@ -1227,9 +1227,8 @@ rf_rc rf_index_open(const rf_index_opts_t *opts, rf_index_t **out, rf_err_t *err
 
     if ((rc = opts_check(ix, opts, err)) || (rc = rf_mkdirs(ix->dir, err)) ||
         (rc = dir_lock(ix, err)) || (rc = rf__index_reaper_start(ix, err)) ||
-        (rc = rf__index_store_open(ix, err)) ||
-        (rc = rf__index_wal_start(ix, err)) || (rc = recover(ix, err)) ||
-        (rc = rf__index_maint_start(ix, err)))
+        (rc = rf__index_store_open(ix, err)) || (rc = rf__index_wal_start(ix, err)) ||
+        (rc = recover(ix, err)) || (rc = rf__index_maint_start(ix, err)))
         goto out;
     rc = rf__index_ckpt_thread_start(ix, err);
 out:

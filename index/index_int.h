@@ -320,7 +320,7 @@ struct rf_index {
     sem_t dead_sem;
     pthread_t dead_thr;
     int dead_started, dead_stop;
-    int64_t reaped;  /* snapshots the reaper freed (atomic; tests) */
+    int64_t reaped;   /* snapshots the reaper freed (atomic; tests) */
     pid_t reaper_tid; /* atomic; tests */
 
     /* Maintenance thread: rebuilds and compactions. */

@@ -953,6 +953,6 @@ static void test_reaper(void)
     free(dir);
 }
 
-RF_TEST_MAIN(test_reaper, test_interim_shared, test_refusals, test_work_nice, test_corrupt_segment_file,
-             test_flat_exact, test_hnsw, test_ivf, test_interim, test_slow_builder, test_merge,
-             test_ivf_scan)
+RF_TEST_MAIN(test_reaper, test_interim_shared, test_refusals, test_work_nice,
+             test_corrupt_segment_file, test_flat_exact, test_hnsw, test_ivf, test_interim,
+             test_slow_builder, test_merge, test_ivf_scan)
