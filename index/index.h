@@ -113,8 +113,8 @@ typedef struct rf_index_opts {
     int ivf_nprobe;           /* IVF nprobe of sealed segments (16) */
     int64_t filter_exact_max; /* a filter matching at most this many records is searched
                                * exactly over their vectors (20000) */
-    int work_nice;            /* nice value (0..19) of the index's maintenance and checkpoint
-                               * threads; 0 keeps the opener's */
+    int work_nice;            /* nice value (0..19) of the index's maintenance, checkpoint and
+                               * reaper threads; 0 keeps the opener's */
     /* Generations: a new store's first generation gets dim and gen_desc (a JSON object
      * text naming the embedder; NULL: "{}").  On an existing store, dim_from_store != 0
      * takes the active generation's dim instead of refusing a different `dim`. */

@@ -1011,9 +1011,7 @@ out:
 static void *ckpt_main(void *arg)
 {
     rf_index_t *ix = arg;
-    rf_thread_name("rf-index-ckpt");
-    if (ix->work_nice && rf_thread_nice(ix->work_nice))
-        RF_LOG(RF_LOG_DEBUG, RF_MOD_INDEX, "checkpoint thread keeps its priority");
+    rf__index_work_thread(ix, "rf-index-ckpt");
     pthread_mutex_lock(&ix->thr_mu);
     while (!ix->thr_stop) {
         struct timespec ts;

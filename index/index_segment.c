@@ -319,13 +319,18 @@ static void reap(rf_index_t *ix)
     }
 }
 
+pid_t rf__index_work_thread(rf_index_t *ix, const char *name)
+{
+    rf_thread_name(name);
+    if (ix->work_nice && rf_thread_nice(ix->work_nice))
+        RF_LOG(RF_LOG_DEBUG, RF_MOD_INDEX, "%s keeps its priority", name);
+    return (pid_t)syscall(SYS_gettid);
+}
+
 static void *reaper_main(void *arg)
 {
     rf_index_t *ix = arg;
-    rf_thread_name("rf-index-free");
-    if (ix->work_nice && rf_thread_nice(ix->work_nice))
-        RF_LOG(RF_LOG_DEBUG, RF_MOD_INDEX, "reaper thread keeps its priority");
-    __atomic_store_n(&ix->reaper_tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
+    __atomic_store_n(&ix->reaper_tid, rf__index_work_thread(ix, "rf-index-free"), __ATOMIC_RELEASE);
     for (;;) {
         while (sem_wait(&ix->dead_sem) && errno == EINTR)
             ;
@@ -1497,11 +1502,8 @@ void openblas_set_num_threads(int num_threads);
 static void *maint_main(void *arg)
 {
     rf_index_t *ix = arg;
-    rf_thread_name("rf-index-maint");
     /* Ingest's work, like the writer's: searches keep their cores (ingest.nice). */
-    if (ix->work_nice && rf_thread_nice(ix->work_nice))
-        RF_LOG(RF_LOG_DEBUG, RF_MOD_INDEX, "maintenance thread keeps its priority");
-    __atomic_store_n(&ix->maint_tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
+    __atomic_store_n(&ix->maint_tid, rf__index_work_thread(ix, "rf-index-maint"), __ATOMIC_RELEASE);
     /* The quick builds run at normal priority on one core: FAISS's OpenMP workers would
      * take the other from the searches (and spin there after each parallel loop).  So
      * would OpenBLAS's own pool, which the IVF k-means' matrix products use; that setting

@@ -885,26 +885,27 @@ static void test_refusals(void)
 
 /* The maintenance thread runs at work_nice; the thread that opened the index keeps its
  * priority. */
+/* The id a thread of the index publishes once its priority is set (fails after 10 s). */
+static pid_t wait_tid(const pid_t *at)
+{
+    pid_t tid;
+    for (int64_t end = rf_mono_ms() + 10000;
+         !(tid = __atomic_load_n(at, __ATOMIC_ACQUIRE)) && rf_mono_ms() < end;)
+        rf_sleep_ms(1);
+    RF_REQUIRE(tid > 0);
+    return tid;
+}
+
 static void test_work_nice(void)
 {
     char *dir = rf_test_tmpdir("ixnice");
     rf_index_opts_t o = {.dir = dir, .dim = DIM, .work_nice = 7};
     rf_index_t *ix = NULL;
     rf_err_t err = {0};
-    pid_t tid;
     int before = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
     RF_REQUIRE(rf_index_open(&o, &ix, &err) == RF_OK);
-    /* The thread publishes its id once its priority is set. */
-    for (int64_t end = rf_mono_ms() + 10000;
-         !(tid = __atomic_load_n(&ix->maint_tid, __ATOMIC_ACQUIRE)) && rf_mono_ms() < end;)
-        rf_sleep_ms(1);
-    RF_REQUIRE(tid > 0);
-    RF_CHECK_INT(getpriority(PRIO_PROCESS, (id_t)tid), 7);
-    for (int64_t end = rf_mono_ms() + 10000;
-         !(tid = __atomic_load_n(&ix->reaper_tid, __ATOMIC_ACQUIRE)) && rf_mono_ms() < end;)
-        rf_sleep_ms(1);
-    RF_REQUIRE(tid > 0);
-    RF_CHECK_INT(getpriority(PRIO_PROCESS, (id_t)tid), 7);
+    RF_CHECK_INT(getpriority(PRIO_PROCESS, (id_t)wait_tid(&ix->maint_tid)), 7);
+    RF_CHECK_INT(getpriority(PRIO_PROCESS, (id_t)wait_tid(&ix->reaper_tid)), 7);
     RF_CHECK_INT(getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid)), before);
     rf_index_close(ix);
     rf_test_rmtree(dir);
