@@ -193,11 +193,11 @@ const rf_conf_opt_t rf_conf_opts[] = {
     /* ingest.* */
     INT("ingest.nice", ingest_nice, 0, 19, "10",
         "Nice value of the threads that ingest: the Kafka consumer's, the one that applies "
-        "batches to the store and the index, the index's maintenance and checkpoint threads, the "
-        "Iceberg exporter and re-embedding. The HTTP threads keep the process's priority, so "
-        "that a search keeps its core while ingest is heavy; ingest gets what the searches "
-        "leave. Nice is the system's: ingest yields to other processes at normal priority "
-        "too. 0 runs them all at the process's priority."),
+        "batches to the store and the index, the index's maintenance, checkpoint and reaper "
+        "threads, the Iceberg exporter and re-embedding. The HTTP threads keep the process's "
+        "priority, so that a search keeps its core while ingest is heavy; ingest gets what the "
+        "searches leave. Nice is the system's: ingest yields to other processes at normal "
+        "priority too. 0 runs them all at the process's priority."),
 
     /* serve.* */
     STR("serve.listen", serve_listen, "127.0.0.1:8080", 0,
