@@ -588,8 +588,8 @@ rf_rc rf__index_ann_build(rf_index_t *ix, const char *factory, const float *vecs
                           size_t train_max, const int *stop, FaissIndex **out, rf_err_t *err);
 /* Sets efSearch / nprobe on a built or loaded index before it is published. */
 void rf__index_ann_tune(rf_index_t *ix, FaissIndex *ann);
-/* Serialises / reads a FAISS index (memory stream). */
-rf_rc rf__index_ann_save(FaissIndex *ann, char **buf, size_t *len, rf_err_t *err);
+/* Serialises a FAISS index into fp / reads one from memory. */
+rf_rc rf__index_ann_write(FaissIndex *ann, FILE *fp, rf_err_t *err);
 rf_rc rf__index_ann_load(const void *data, size_t len, int dim, FaissIndex **out, rf_err_t *err);
 /* Live vids of the current snapshot, ascending (tests and checks).  *ids caller frees with
  * free(); *seq (may be NULL) the seq of the snapshot. */

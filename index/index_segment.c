@@ -967,26 +967,10 @@ rf_rc rf__index_ann_build(rf_index_t *ix, const char *factory, const float *vecs
     return ann_fill(ix, ann, vecs, n, stop, out, err);
 }
 
-rf_rc rf__index_ann_save(FaissIndex *ann, char **buf, size_t *len, rf_err_t *err)
+rf_rc rf__index_ann_write(FaissIndex *ann, FILE *fp, rf_err_t *err)
 {
-    char *mem = NULL;
-    size_t sz = 0;
-    FILE *fp = open_memstream(&mem, &sz);
-    *buf = NULL;
-    *len = 0;
-    if (!fp)
-        return rf_err_sys(err, RF_ENOMEM, "open_memstream");
-    if (faiss_write_index(ann, fp)) {
-        fclose(fp);
-        free(mem);
+    if (faiss_write_index(ann, fp))
         return faiss_fail(err, "write_index");
-    }
-    if (fclose(fp)) {
-        free(mem);
-        return rf_err_sys(err, RF_ENOMEM, "serialise index");
-    }
-    *buf = mem;
-    *len = sz;
     return RF_OK;
 }
 

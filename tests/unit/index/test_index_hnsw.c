@@ -163,7 +163,10 @@ static void test_save_load(void)
     rf_err_t err;
     RF_REQUIRE(rf__index_ann_build(ix, "HNSW16", base, N, 0, NULL, &ann, &err) == RF_OK);
     search(ann, qs, d1, l1);
-    RF_REQUIRE(rf__index_ann_save(ann, &buf, &len, &err) == RF_OK);
+    fp = open_memstream(&buf, &len);
+    RF_REQUIRE(fp);
+    RF_REQUIRE(rf__index_ann_write(ann, fp, &err) == RF_OK);
+    RF_REQUIRE(fclose(fp) == 0);
     fp = fmemopen(buf, len, "rb");
     RF_REQUIRE(fp);
     RF_REQUIRE(faiss_read_index(fp, 0, &stock) == 0);
