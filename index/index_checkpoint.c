@@ -479,8 +479,9 @@ rf_rc rf__index_seg_write(rf_index_t *ix, rf__index_seg_t *seg, rf_err_t *err)
         (rc = ann_stream(seg->ann, &out, err)))
         goto out;
     if (out.n != ann_len) {
-        rc = rf_err_set(err, RF_EINDEX, "segment=%u: the vector index serialised to %zu bytes, then %zu",
-                        seg->id, ann_len, out.n);
+        rc = rf_err_set(err, RF_EINDEX,
+                        "segment=%u: the vector index serialised to %zu bytes, then %zu", seg->id,
+                        ann_len, out.n);
         goto out;
     }
     crypto_generichash_final(&hs, hdr + 32, 32);
