@@ -254,7 +254,8 @@ struct rf_index {
     /* WAL checkpoints (index_store.c).  A thread of its own copies the WAL back on its own
      * connection while the writer goes on; the writer's commit hook copies only the short
      * tail that thread left (so that the WAL can start over from the top), or everything
-     * when the WAL passes wal_max_frames.  wal_* counters are atomics. */
+     * when the WAL passes wal_max_frames and the thread is idle (twice that: always, after
+     * waiting for the thread).  wal_* counters are atomics. */
     sqlite3 *wal_db;
     pthread_t wal_thr;
     int wal_started, wal_stop, wal_kick; /* wal_stop, wal_kick under wal_mu */
@@ -264,6 +265,7 @@ struct rf_index {
     int64_t wal_log, wal_done;            /* the thread's last run: WAL frames, copied */
     int64_t wal_bg_runs, wal_inline_runs; /* checkpoints run by the thread / by a commit */
     int64_t wal_inline_frames;            /* frames the commits copied themselves */
+    int64_t wal_waits;                    /* commits that waited for the thread's pass */
     int64_t wal_inline_us;                /* time the commits spent copying */
 
     /* Read connections. */
@@ -588,6 +590,17 @@ rf_rc rf__index_ann_build(rf_index_t *ix, const char *factory, const float *vecs
                           size_t train_max, const int *stop, FaissIndex **out, rf_err_t *err);
 /* Sets efSearch / nprobe on a built or loaded index before it is published. */
 void rf__index_ann_tune(rf_index_t *ix, FaissIndex *ann);
+/* What a commit does about the WAL (index_store.c), given the WAL's length in frames,
+ * how many of them the thread's last pass copied, and whether a pass is running or asked
+ * for (busy). */
+enum {
+    RF__WAL_NONE,     /* nothing */
+    RF__WAL_KICK,     /* wake the thread */
+    RF__WAL_TAIL,     /* copy the short tail the thread left (PASSIVE) */
+    RF__WAL_ALL,      /* copy the rest (RESTART); if the thread is busy after all, go on */
+    RF__WAL_ALL_WAIT, /* the same, waiting for a running pass first */
+};
+int rf__index_wal_action(const rf_index_t *ix, int64_t frames, int64_t copied, int busy);
 /* Serialises a FAISS index into fp / reads one from memory. */
 rf_rc rf__index_ann_write(FaissIndex *ann, FILE *fp, rf_err_t *err);
 rf_rc rf__index_ann_load(const void *data, size_t len, int dim, FaissIndex **out, rf_err_t *err);
