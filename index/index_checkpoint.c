@@ -400,7 +400,7 @@ static ssize_t sink_write(void *cookie, const char *buf, size_t size)
     return (ssize_t)size;
 }
 
-/* FAISS's serialisation of ann into s; *len its length. */
+/* Streams FAISS's serialisation of ann into s (s->n: its length). */
 static rf_rc ann_stream(FaissIndex *ann, sink_t *s, rf_err_t *err)
 {
     enum { VBUF = 64 * 1024 };
