@@ -458,9 +458,9 @@ void rf__index_store_close(rf_index_t *ix)
  * over.  Past wal_max_frames the commit copies the rest itself (RESTART) when the thread
  * is idle; while the thread's pass runs, commits go on and the WAL grows, up to twice
  * wal_max_frames, where a commit waits for the pass and copies the rest, so the WAL never
- * grows much past that.  (Waiting at wal_max_frames, the writer slept 40-530 ms a second
- * at 10,000 upserts/s: the thread runs at background priority and its pass finishes late
- * when the cores are busy.) */
+ * grows much past that.  (Waiting at wal_max_frames, the writer slept 30-530 ms about
+ * once a second at 10,000 upserts/s: the thread runs at background priority and its pass
+ * finishes late when the cores are busy.) */
 
 int rf__index_wal_action(const rf_index_t *ix, int64_t frames, int64_t copied, int busy)
 {
