@@ -1222,6 +1222,7 @@ int rf__app_run_pipeline(rf_conf_t *cfg, void (*on_ready)(void *, int), void *op
     pipeline_t p;
     rf_err_t err = {0};
     rf_index_opts_t io;
+    rf_cpus_t cpus, cpus_all;
     rf_serve_opts_t so;
     char *gen_desc = NULL;
     char *keys_path = rf_xasprintf("%s/keys.db", cfg->state_dir);
@@ -1257,6 +1258,7 @@ int rf__app_run_pipeline(rf_conf_t *cfg, void (*on_ready)(void *, int), void *op
     io.ivf_nprobe = (int)cfg->index_ivf_nprobe;
     io.filter_exact_max = cfg->index_filter_exact_max;
     io.work_nice = (int)cfg->ingest_nice;
+    (void)rf_cpus_parse(cfg->ingest_cpus, &io.work_cpus, NULL); /* checked at load */
     if ((rc = rf_index_open(&io, &p.ix, &err)))
         goto fail;
     if ((rc = rf_iceberg_exporter_start(cfg, &p.exporter, &err)))
@@ -1293,7 +1295,16 @@ int rf__app_run_pipeline(rf_conf_t *cfg, void (*on_ready)(void *, int), void *op
     p.sections[3] = (rf_serve_section_t){"reembed", &p, reembed_status, NULL, NULL};
     so.sections = p.sections;
     so.section_cnt = 4;
-    if ((rc = rf_serve_start(&so, &p.srv, &err)))
+    /* The HTTP threads inherit this thread's CPUs (serve.cpus); then it takes ingest's. */
+    rf_cpus_current(&cpus_all);
+    (void)rf_cpus_parse(cfg->serve_cpus, &cpus, NULL); /* checked at load */
+    if (rf_thread_cpus(&cpus))
+        RF_LOG(RF_LOG_WARN, RF_MOD_APP, "serve.cpus=%s not applied: %s", cfg->serve_cpus,
+               strerror(errno));
+    rc = rf_serve_start(&so, &p.srv, &err);
+    if (rf_thread_cpus(&cpus_all))
+        RF_LOG(RF_LOG_WARN, RF_MOD_APP, "the process's CPUs not restored: %s", strerror(errno));
+    if (rc)
         goto fail;
     RF_LOG(RF_LOG_INFO, RF_MOD_APP, "listen=127.0.0.1:%d serving HTTP", rf_serve_port(p.srv));
 
@@ -1303,6 +1314,9 @@ int rf__app_run_pipeline(rf_conf_t *cfg, void (*on_ready)(void *, int), void *op
     if (cfg->ingest_nice && rf_thread_nice((int)cfg->ingest_nice))
         RF_LOG(RF_LOG_WARN, RF_MOD_APP, "ingest.nice=%lld not applied: %s",
                (long long)cfg->ingest_nice, strerror(errno));
+    if (rf_thread_cpus(&io.work_cpus))
+        RF_LOG(RF_LOG_WARN, RF_MOD_APP, "ingest.cpus=%s not applied: %s", cfg->ingest_cpus,
+               strerror(errno));
     if ((rc = rf_ingest_consumer_new(cfg, store_offset, &p, &p.consumer, &err)))
         goto fail;
     __atomic_store_n(&p.counters.ready, 1, __ATOMIC_RELEASE);

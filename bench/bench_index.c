@@ -8,6 +8,7 @@
  * Usage: bench_index [--n N] [--dim D] [--queries Q] [--ef EF] [--segment-size S]
  *                    [--factory F] [--ingest-rate R] [--ingest-secs T]
  *                    [--ingest-segment-size S2] [--nice NI] [--dir DIR]
+ *                    [--search-cpus LIST] [--ingest-cpus LIST]
  *                    [--save-state SAVED | --state-from SAVED]
  * --save-state copies the state directory, as it is once loaded and built, to SAVED;
  * --state-from starts from such a copy (same --n, --dim and factory) instead of loading
@@ -17,7 +18,9 @@
  * Defaults: 1000000 vectors of 384 dims, 200 queries, segment size N (one HNSW segment, so
  * "the same index" is one FAISS index), 10000 upserts/s for 10 s.  The thread that applies
  * the upserts and the index's maintenance thread run at nice NI (default 10, as
- * ingest.nice); the searches at normal priority.  Idle and ingesting p99
+ * ingest.nice); the searches at normal priority.  --search-cpus keeps the searching thread
+ * to those CPUs from the idle loop on, --ingest-cpus the thread that applies the upserts
+ * and the index's threads (as serve.cpus and ingest.cpus do).  Idle and ingesting p99
  * come from the same loop (the queries back to back for the same time), with and without
  * the upserts.  efSearch is swept from
  * --ef (default 32) up on the built index; the table uses the smallest value whose recall@10
@@ -296,6 +299,7 @@ static srun_t idle_loop(rf_index_t *ix, const float *qs, int nq, int secs)
 typedef struct ingest {
     rf_index_t *ix;
     int n, rate, secs, nice;
+    rf_cpus_t cpus;  /* of the thread (ingest.cpus) */
     int *ids;        /* per update, made beforehand */
     float *vecs;     /* per update, made beforehand */
     uint8_t *hashes; /* per update: its text's content hash, as ingest stores it */
@@ -326,6 +330,8 @@ static void *ingest_main(void *arg)
     /* As ragfeed's apply thread runs (ingest.nice); so does the index's maintenance. */
     if (in->nice && rf_thread_nice(in->nice))
         fprintf(stderr, "bench_index: nice %d refused\n", in->nice);
+    if (rf_thread_cpus(&in->cpus))
+        fprintf(stderr, "bench_index: ingest CPUs refused\n");
     t0 = rf_mono_ms();
     for (int tick = 0; tick < in->secs * 10; tick++) {
         rf_index_batch_t b = {.ops = ops, .op_cnt = (size_t)per};
@@ -477,6 +483,8 @@ int main(int argc, char **argv)
     uint64_t s = 2024;
     pthread_t th;
     ingest_t in = {0};
+    rf_cpus_t search_cpus = {{0}, 0};
+    const char *search_cpus_s = "any", *ingest_cpus_s = "any";
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--n"))
             n = (int)strtol(argv[i + 1], NULL, 10);
@@ -504,7 +512,14 @@ int main(int argc, char **argv)
             from = argv[i + 1];
         else if (!strcmp(argv[i], "--dir"))
             dir = rf_xstrdup(argv[i + 1]);
-        else {
+        else if (!strcmp(argv[i], "--search-cpus") || !strcmp(argv[i], "--ingest-cpus")) {
+            rf_cpus_t *c = argv[i][2] == 's' ? &search_cpus : &in.cpus;
+            if (rf_cpus_parse(argv[i + 1], c, &err)) {
+                fprintf(stderr, "bench_index: %s %s: %s\n", argv[i], argv[i + 1], err.msg);
+                return 2;
+            }
+            *(argv[i][2] == 's' ? &search_cpus_s : &ingest_cpus_s) = argv[i + 1];
+        } else {
             fprintf(stderr, "bench_index: unknown option %s\n", argv[i]);
             return 2;
         }
@@ -541,6 +556,7 @@ int main(int argc, char **argv)
     o.factory = factory;
     o.ef_search = ef;
     o.work_nice = nice;
+    o.work_cpus = in.cpus;
     if (from) {
         /* The saved state holds version 1 of every record, as load() would make it. */
         char *cmd = rf_xasprintf("cp -a '%s'/. '%s'/", from, dir);
@@ -657,6 +673,8 @@ int main(int argc, char **argv)
 
     /* p99 while ingesting against idle: the same queries, repeated for the duration.  New
      * vectors go to segments of seg2 (the writer reads segment_size for each new tail). */
+    if (rf_thread_cpus(&search_cpus))
+        die("search CPUs", NULL);
     idle1 = search_run(ix, qs, nq, NULL, -1);
     fprintf(stderr, "bench_index: searching idle for %d s\n", secs);
     idle = idle_loop(ix, qs, nq, secs);
@@ -744,8 +762,9 @@ int main(int argc, char **argv)
     rf_index_close(ix);
 
     printf("\nbench_index: %d x %d clustered vectors, factory %s, efSearch %d, segment size %lld, "
-           "%d queries, k=%d, ingest nice %d\n",
-           n, dim, factory, ef, (long long)o.segment_size, nq, K, nice);
+           "%d queries, k=%d, ingest nice %d, search CPUs %s, ingest CPUs %s\n",
+           n, dim, factory, ef, (long long)o.segment_size, nq, K, nice, search_cpus_s,
+           ingest_cpus_s);
     printf("%-58s %14s\n", "measure", "value");
     if (from) {
         printf("%-58s %14s\n", "load and build", "saved state");

@@ -145,6 +145,22 @@ int rf_thread_nice(int nice);
  * cut.  No-op where the system has no thread names. */
 void rf_thread_name(const char *name);
 
+/* A set of CPUs by number (ingest.cpus, serve.cpus).  cnt 0: no restriction. */
+#define RF_CPUS_MAX 1024
+typedef struct rf_cpus {
+    uint64_t bits[RF_CPUS_MAX / 64];
+    int cnt;
+} rf_cpus_t;
+/* Parses a CPU list such as "1" or "0,2-3" (NULL or "": no restriction).  Every CPU must
+ * be one this process may run on.  RF_ECONFIG with what is wrong (the caller names the
+ * option). */
+rf_rc rf_cpus_parse(const char *spec, rf_cpus_t *out, rf_err_t *err);
+/* The CPUs the calling thread may run on now (an empty set where unknown). */
+void rf_cpus_current(rf_cpus_t *out);
+/* Keeps the calling thread to cpus; threads it starts afterwards inherit that.  No-op
+ * when cpus->cnt is 0.  0 when set, -1 (errno) when refused or unsupported. */
+int rf_thread_cpus(const rf_cpus_t *cpus);
+
 /* ==== Files ==== */
 
 /* Writes data to path atomically: path.tmp, fsync, rename, fsync of the directory. */

@@ -503,6 +503,17 @@ int rf_conf_finalize(rf_conf_t *cfg, int for_run, rf_err_t *err)
             return rf_err_set(err, RF_ECONFIG, "%s: serve.listen=%s: expected HOST:PORT",
                               where_of(cfg, "serve.listen"), cfg->serve_listen);
     }
+    {
+        static const char *const cpu_keys[] = {"ingest.cpus", "serve.cpus"};
+        const char *cpu_vals[] = {cfg->ingest_cpus, cfg->serve_cpus};
+        for (int i = 0; i < 2; i++) {
+            rf_cpus_t cpus;
+            rf_err_t e;
+            if (rf_cpus_parse(cpu_vals[i], &cpus, &e))
+                return rf_err_set(err, RF_ECONFIG, "%s: %s=%s: %s", where_of(cfg, cpu_keys[i]),
+                                  cpu_keys[i], cpu_vals[i], e.msg);
+        }
+    }
     if (cfg->iceberg_table && !strchr(cfg->iceberg_table, '.'))
         return rf_err_set(err, RF_ECONFIG, "%s: iceberg.table=%s: expected namespace.name",
                           where_of(cfg, "iceberg.table"), cfg->iceberg_table);

@@ -106,9 +106,11 @@ typedef struct rf_conf {
     int64_t index_filter_exact_max;
     /* ingest.* */
     int64_t ingest_nice;
+    char *ingest_cpus;
     /* serve.* */
     char *serve_listen;
     int64_t serve_threads;
+    char *serve_cpus;
     int64_t serve_max_body;
     int64_t serve_max_k;
     int serve_auth;

@@ -198,11 +198,20 @@ const rf_conf_opt_t rf_conf_opts[] = {
         "priority, so that a search keeps its core while ingest is heavy; ingest gets what the "
         "searches leave. Nice is the system's: ingest yields to other processes at normal "
         "priority too. 0 runs them all at the process's priority."),
+    STR("ingest.cpus", ingest_cpus, "", 0,
+        "CPUs the threads that ingest run on (the same threads as ingest.nice's), as a list "
+        "like `1` or `2-3,6`; empty: any. With serve.cpus naming the others, searches never "
+        "share a core with ingest, nor, when these include the CPUs that take the disk's "
+        "interrupts (`/proc/interrupts`), with the kernel's I/O work: a search's p99 while "
+        "ingesting then stays close to idle. Each CPU must be one the process may run on."),
 
     /* serve.* */
     STR("serve.listen", serve_listen, "127.0.0.1:8080", 0,
         "HTTP listen address, `HOST:PORT` (port 0 picks a free port and logs it)."),
     INT("serve.threads", serve_threads, 1, 256, "4", "HTTP worker threads."),
+    STR("serve.cpus", serve_cpus, "", 0,
+        "CPUs the HTTP threads (and so the searches) run on, as a list like `0` or `0-1,4`; "
+        "empty: any. See ingest.cpus."),
     INT("serve.max.body", serve_max_body, 256, 67108864, "1048576",
         "Largest HTTP request body accepted, in bytes; larger requests get 413."),
     INT("serve.max.k", serve_max_k, 1, 10000, "1000", "Largest `k` a search may ask for."),

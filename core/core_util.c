@@ -280,6 +280,84 @@ int rf_thread_nice(int nice)
 #endif
 }
 
+/* The raw system calls take a bit mask and need no _GNU_SOURCE (cpu_set_t does). */
+static int cpus_allowed(uint64_t *bits, size_t words)
+{
+    memset(bits, 0, words * sizeof(*bits));
+#ifdef __linux__
+    return syscall(SYS_sched_getaffinity, 0, words * sizeof(*bits), bits) > 0 ? 0 : -1;
+#else
+    return -1;
+#endif
+}
+
+void rf_cpus_current(rf_cpus_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (cpus_allowed(out->bits, RF_CPUS_MAX / 64))
+        return;
+    for (int c = 0; c < RF_CPUS_MAX; c++)
+        out->cnt += (int)((out->bits[c / 64] >> (c % 64)) & 1);
+}
+
+rf_rc rf_cpus_parse(const char *spec, rf_cpus_t *out, rf_err_t *err)
+{
+    rf_cpus_t allowed;
+    const char *p = spec;
+    memset(out, 0, sizeof(*out));
+    if (!spec || !*spec)
+        return RF_OK;
+    rf_cpus_current(&allowed);
+    for (;;) {
+        char *end;
+        long lo, hi;
+        if (*p < '0' || *p > '9')
+            return rf_err_set(err, RF_ECONFIG, "at \"%s\": expected a CPU number", p);
+        lo = hi = strtol(p, &end, 10);
+        p = end;
+        if (*p == '-') {
+            if (p[1] < '0' || p[1] > '9')
+                return rf_err_set(err, RF_ECONFIG, "at \"%s\": expected a CPU number after -", p);
+            hi = strtol(p + 1, &end, 10);
+            p = end;
+        }
+        if (lo > hi)
+            return rf_err_set(err, RF_ECONFIG, "range %ld-%ld: expected the lower CPU first", lo,
+                              hi);
+        for (long c = lo; c <= hi; c++) {
+            if (c >= RF_CPUS_MAX || !((allowed.bits[c / 64] >> (c % 64)) & 1))
+                return rf_err_set(err, RF_ECONFIG,
+                                  "CPU %ld: expected CPUs this process may run on (%d of them, "
+                                  "numbered from 0; see nproc and taskset -p)",
+                                  c, allowed.cnt);
+            if (!((out->bits[c / 64] >> (c % 64)) & 1)) {
+                out->bits[c / 64] |= (uint64_t)1 << (c % 64);
+                out->cnt++;
+            }
+        }
+        if (!*p)
+            return RF_OK;
+        if (*p != ',')
+            return rf_err_set(err, RF_ECONFIG, "at \"%s\": expected , or the end", p);
+        p++;
+    }
+}
+
+int rf_thread_cpus(const rf_cpus_t *cpus)
+{
+    if (!cpus || !cpus->cnt)
+        return 0;
+#ifdef __linux__
+    return syscall(SYS_sched_setaffinity, (pid_t)syscall(SYS_gettid), sizeof(cpus->bits),
+                   cpus->bits) == 0
+               ? 0
+               : -1;
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
 void rf_thread_name(const char *name)
 {
 #ifdef __linux__

@@ -115,6 +115,8 @@ typedef struct rf_index_opts {
                                * exactly over their vectors (20000) */
     int work_nice;            /* nice value (0..19) of the index's maintenance, checkpoint and
                                * reaper threads; 0 keeps the opener's */
+    rf_cpus_t work_cpus;      /* CPUs of those threads, the slow builder's and the WAL
+                               * checkpointer's; cnt 0: any */
     /* Generations: a new store's first generation gets dim and gen_desc (a JSON object
      * text naming the embedder; NULL: "{}").  On an existing store, dim_from_store != 0
      * takes the active generation's dim instead of refusing a different `dim`. */

@@ -1237,6 +1237,7 @@ static rf_rc opts_check(rf_index_t *ix, const rf_index_opts_t *o, rf_err_t *err)
     ix->ivf_nprobe = o->ivf_nprobe ? o->ivf_nprobe : RF__INDEX_NPROBE_DEF;
     ix->exact_max = o->filter_exact_max ? o->filter_exact_max : RF__INDEX_EXACT_MAX_DEF;
     ix->work_nice = o->work_nice;
+    ix->work_cpus = o->work_cpus;
     return RF_OK;
 }
 

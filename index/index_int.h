@@ -241,8 +241,9 @@ struct rf_index {
     char *factory;
     double compact_ratio;
     int ef_search;
-    int work_nice;   /* of the maintenance, checkpoint and reaper threads (rf_index_opts_t) */
-    pid_t maint_tid; /* the maintenance thread's, once its priority is set (tests) */
+    int work_nice;       /* of the maintenance, checkpoint and reaper threads (rf_index_opts_t) */
+    rf_cpus_t work_cpus; /* of those, the slow builder and the WAL thread (rf_index_opts_t) */
+    pid_t maint_tid;     /* the maintenance thread's, once its priority is set (tests) */
     int ivf_nprobe;
     int64_t exact_max;
 
@@ -525,7 +526,8 @@ void rf__index_snap_drop(rf_index_t *ix, rf__index_snap_t *snap);
 rf_rc rf__index_reaper_start(rf_index_t *ix, rf_err_t *err);
 /* Stops the reaper and frees what it had not yet (no search may run). */
 void rf__index_reaper_stop(rf_index_t *ix);
-/* Names the calling thread and gives it ingest's priority (work_nice); returns its id. */
+/* Names the calling thread and gives it ingest's priority and CPUs (work_nice,
+ * work_cpus); returns its id. */
 pid_t rf__index_work_thread(rf_index_t *ix, const char *name);
 static inline int rf__index_bit(const rf__index_bits_t *bits, size_t i)
 {

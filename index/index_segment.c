@@ -324,6 +324,8 @@ pid_t rf__index_work_thread(rf_index_t *ix, const char *name)
     rf_thread_name(name);
     if (ix->work_nice && rf_thread_nice(ix->work_nice))
         RF_LOG(RF_LOG_DEBUG, RF_MOD_INDEX, "%s keeps its priority", name);
+    if (rf_thread_cpus(&ix->work_cpus))
+        RF_LOG(RF_LOG_WARN, RF_MOD_INDEX, "%s keeps its CPUs: %s", name, strerror(errno));
     return (pid_t)syscall(SYS_gettid);
 }
 
@@ -1529,6 +1531,8 @@ static void *slow_main(void *arg)
     rf_thread_name("rf-index-build");
     if (rf_thread_background())
         RF_LOG(RF_LOG_DEBUG, RF_MOD_INDEX, "slow builder keeps its priority");
+    if (rf_thread_cpus(&ix->work_cpus))
+        RF_LOG(RF_LOG_WARN, RF_MOD_INDEX, "slow builder keeps its CPUs: %s", strerror(errno));
 #if defined(__SANITIZE_THREAD__)
     omp_set_num_threads(1);
 #endif

@@ -483,6 +483,9 @@ static void *wal_main(void *arg)
     rf_thread_name("rf-index-wal");
     if (rf_thread_background())
         RF_LOG(RF_LOG_DEBUG, RF_MOD_INDEX, "WAL checkpoint thread keeps its priority");
+    if (rf_thread_cpus(&ix->work_cpus))
+        RF_LOG(RF_LOG_WARN, RF_MOD_INDEX, "WAL checkpoint thread keeps its CPUs: %s",
+               strerror(errno));
     pthread_mutex_lock(&ix->wal_mu);
     for (;;) {
         while (!ix->wal_stop && !ix->wal_kick)

@@ -23,7 +23,10 @@ printf '{"id":111}\t\n' | kcat -b "$RF_BOOTSTRAP" -P -t "$TOPIC" -K $'\t' -Z
 ARGS=(--set "source.topics=$TOPIC" --set source.format=debezium
       --set "source.text={name}: {description}" --set source.metadata.fields=weight
       --set "state.dir=$RF_TMP/state" --set source.dlq.topic=dlq)
-rf_run_start run1 "${ARGS[@]}"
+# The HTTP threads on the first CPU, ingest's on the last (the same one on one CPU).
+SERVE_CPU=$(taskset -pc $$ | sed 's/.*: //; s/[-,].*//')
+INGEST_CPU=$(taskset -pc $$ | sed 's/.*[-,]//')
+rf_run_start run1 "${ARGS[@]}" --set "serve.cpus=$SERVE_CPU" --set "ingest.cpus=$INGEST_CPU"
 
 caught_up() {
   local want
@@ -45,6 +48,16 @@ for name in rf-apply rf-index-maint rf-index-ckpt rdk:main; do
 done
 grep -Eq '^MHD-.* 0$' <<<"$threads" || rf_die "no HTTP thread at nice 0: $threads"
 grep -Eq '^MHD-.* 10$' <<<"$threads" && rf_die "an HTTP thread at nice 10: $threads"
+
+# ...and on their CPUs (serve.cpus, ingest.cpus): Cpus_allowed_list of each thread.
+cpus=$(for t in /proc/"$RF_RUN_PID"/task/*; do
+  printf '%s %s\n' "$(cat "$t/comm")" "$(awk '/^Cpus_allowed_list/{print $2}' "$t/status")"
+done)
+for name in rf-apply rf-index-maint rf-index-ckpt rf-index-wal rf-index-free rdk:main; do
+  grep -qx "$name $INGEST_CPU" <<<"$cpus" || rf_die "thread $name not on CPU $INGEST_CPU: $cpus"
+done
+grep -Eq "^MHD-.* $SERVE_CPU\$" <<<"$cpus" || rf_die "no HTTP thread on CPU $SERVE_CPU: $cpus"
+grep -E '^MHD-' <<<"$cpus" | grep -Evq " $SERVE_CPU\$" && rf_die "an HTTP thread off CPU $SERVE_CPU: $cpus"
 
 # The model: the last event of each id wins; a delete removes it.
 status=$(rf_http GET /v1/status)

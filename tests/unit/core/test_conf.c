@@ -145,6 +145,17 @@ static void test_finalize(void)
     RF_CHECK_INT(rf_conf_finalize(cfg, 1, &err), RF_ECONFIG);
     RF_CHECK(strstr(err.msg, "serve.listen=nohost: expected HOST:PORT") != NULL);
     rf_conf_set(cfg, "serve.listen", "127.0.0.1:0", RF_CONF_ORIGIN_CLI, "--set", NULL);
+    /* CPU lists: refused with the key, the value and what was expected. */
+    rf_conf_set(cfg, "ingest.cpus", "100000", RF_CONF_ORIGIN_CLI, "--set", NULL);
+    RF_CHECK_INT(rf_conf_finalize(cfg, 1, &err), RF_ECONFIG);
+    RF_CHECK(strstr(err.msg, "ingest.cpus=100000: CPU 100000: expected CPUs this process may "
+                             "run on") != NULL);
+    rf_conf_set(cfg, "ingest.cpus", "0", RF_CONF_ORIGIN_CLI, "--set", NULL);
+    rf_conf_set(cfg, "serve.cpus", "0,x", RF_CONF_ORIGIN_CLI, "--set", NULL);
+    RF_CHECK_INT(rf_conf_finalize(cfg, 1, &err), RF_ECONFIG);
+    RF_CHECK(strstr(err.msg, "serve.cpus=0,x: at \"x\": expected a CPU number") != NULL);
+    rf_conf_set(cfg, "serve.cpus", "0", RF_CONF_ORIGIN_CLI, "--set", NULL);
+    RF_CHECK_INT(rf_conf_finalize(cfg, 1, &err), RF_OK);
     rf_conf_set(cfg, "source.assignment", "group", RF_CONF_ORIGIN_CLI, "--set", NULL);
     RF_CHECK_INT(rf_conf_finalize(cfg, 1, &err), RF_ECONFIG);
     RF_CHECK(strstr(err.msg, "kafka.group.id") != NULL);

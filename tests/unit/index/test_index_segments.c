@@ -9,6 +9,7 @@
  */
 #include "index/index.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -912,6 +913,87 @@ static void test_work_nice(void)
     free(dir);
 }
 
+/* The CPUs thread tid may run on (an empty set if it is gone). */
+static void tid_cpus(pid_t tid, rf_cpus_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (syscall(SYS_sched_getaffinity, tid, sizeof(out->bits), out->bits) <= 0)
+        return;
+    for (int c = 0; c < RF_CPUS_MAX; c++)
+        out->cnt += (int)((out->bits[c / 64] >> (c % 64)) & 1);
+}
+
+/* Every thread the index starts (maintenance, checkpoint, reaper, slow builder, WAL
+ * checkpointer) runs on work_cpus; the opener keeps its CPUs. */
+static void test_work_cpus(void)
+{
+    static const char *const names[] = {"rf-index-maint", "rf-index-ckpt", "rf-index-free",
+                                        "rf-index-build", "rf-index-wal"};
+    char *dir = rf_test_tmpdir("ixcpus");
+    rf_index_opts_t o = {.dir = dir, .dim = DIM, .checkpoint_interval_ms = 60000};
+    rf_index_t *ix = NULL;
+    rf_err_t err = {0};
+    rf_cpus_t all, mine;
+    int first = -1, found[5] = {0};
+    rf_cpus_current(&all);
+    RF_REQUIRE(all.cnt > 0);
+    for (int c = 0; c < RF_CPUS_MAX && first < 0; c++)
+        if ((all.bits[c / 64] >> (c % 64)) & 1)
+            first = c;
+    o.work_cpus.bits[first / 64] = (uint64_t)1 << (first % 64);
+    o.work_cpus.cnt = 1;
+    RF_REQUIRE(rf_index_open(&o, &ix, &err) == RF_OK);
+    wait_tid(&ix->maint_tid);
+    wait_tid(&ix->reaper_tid);
+    for (int64_t end = rf_mono_ms() + 10000; rf_mono_ms() < end;) {
+        DIR *d = opendir("/proc/self/task");
+        struct dirent *e;
+        int done = 1;
+        RF_REQUIRE(d != NULL);
+        memset(found, 0, sizeof(found));
+        while ((e = readdir(d))) {
+            char path[300], comm[32] = {0};
+            FILE *f;
+            rf_cpus_t c;
+            if (e->d_name[0] == '.')
+                continue;
+            snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+            if (!(f = fopen(path, "r")))
+                continue;
+            if (!fgets(comm, sizeof(comm), f))
+                comm[0] = 0;
+            fclose(f);
+            comm[strcspn(comm, "\n")] = 0;
+            for (int i = 0; i < 5; i++) {
+                if (strcmp(comm, names[i]))
+                    continue;
+                tid_cpus((pid_t)atoi(e->d_name), &c);
+                if (c.cnt == 1 && c.bits[first / 64] == o.work_cpus.bits[first / 64])
+                    found[i] = 1;
+                else
+                    done = 0;
+            }
+        }
+        closedir(d);
+        for (int i = 0; i < 5; i++)
+            done &= found[i];
+        if (done)
+            break;
+        rf_sleep_ms(5);
+    }
+    for (int i = 0; i < 5; i++) {
+        if (!found[i])
+            fprintf(stderr, "%s: not on CPU %d alone\n", names[i], first);
+        RF_CHECK(found[i]);
+    }
+    rf_cpus_current(&mine);
+    RF_CHECK_INT(mine.cnt, all.cnt);
+    RF_CHECK(!memcmp(mine.bits, all.bits, sizeof(all.bits)));
+    rf_index_close(ix);
+    rf_test_rmtree(dir);
+    free(dir);
+}
+
 /* A snapshot that a search releases last is freed by the reaper thread, not by the search;
  * and SQLite keeps no allocation statistics, whose process-wide mutex searches would share
  * with the writer. */
@@ -954,6 +1036,6 @@ static void test_reaper(void)
     free(dir);
 }
 
-RF_TEST_MAIN(test_reaper, test_interim_shared, test_refusals, test_work_nice,
+RF_TEST_MAIN(test_reaper, test_interim_shared, test_refusals, test_work_nice, test_work_cpus,
              test_corrupt_segment_file, test_flat_exact, test_hnsw, test_ivf, test_interim,
              test_slow_builder, test_merge, test_ivf_scan)
