@@ -483,7 +483,7 @@ int main(int argc, char **argv)
     uint64_t s = 2024;
     pthread_t th;
     ingest_t in = {0};
-    rf_cpus_t search_cpus = {{0}, 0};
+    rf_cpus_t search_cpus = {{0}, 0}, cpus_all = {{0}, 0};
     const char *search_cpus_s = "any", *ingest_cpus_s = "any";
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--n"))
@@ -673,6 +673,7 @@ int main(int argc, char **argv)
 
     /* p99 while ingesting against idle: the same queries, repeated for the duration.  New
      * vectors go to segments of seg2 (the writer reads segment_size for each new tail). */
+    rf_cpus_current(&cpus_all);
     if (rf_thread_cpus(&search_cpus))
         die("search CPUs", NULL);
     idle1 = search_run(ix, qs, nq, NULL, -1);
@@ -758,6 +759,9 @@ int main(int argc, char **argv)
 
     rf_index_close(ix); /* final checkpoint: the segment files are written already */
     o.ef_search = ef;
+    /* ragfeed opens its index before its threads keep to serve.cpus or ingest.cpus. */
+    if (rf_thread_cpus(&cpus_all))
+        die("restore the CPUs", NULL);
     ix = open_ix(&o, &t_ready);
     rf_index_close(ix);
 
