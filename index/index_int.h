@@ -255,7 +255,7 @@ struct rf_index {
     /* WAL checkpoints (index_store.c).  A thread of its own copies the WAL back on its own
      * connection while the writer goes on; the writer's commit hook copies only the short
      * tail that thread left (so that the WAL can start over from the top), or everything
-     * when the WAL passes wal_max_frames and the thread is idle (twice that: always, after
+     * when the WAL passes wal_max_frames and the thread is idle (four times that: always, after
      * waiting for the thread).  wal_* counters are atomics. */
     sqlite3 *wal_db;
     pthread_t wal_thr;
