@@ -656,23 +656,25 @@ static void *wal_reader_main(void *arg)
  * leaves to finish (the commit goes on); past four times the bound the rest, waiting. */
 static void test_wal_action(void)
 {
+    static const struct {
+        int64_t frames, copied;
+        int busy, want;
+    } cases[] = {
+        {999, 0, 0, RF__WAL_NONE},          {1000, 0, 0, RF__WAL_KICK},
+        {1000, 0, 1, RF__WAL_NONE},         {5000, 4744, 0, RF__WAL_TAIL},
+        {5000, 4743, 0, RF__WAL_KICK},      {16383, 9000, 1, RF__WAL_NONE},
+        {16384, 9000, 0, RF__WAL_ALL},      {16384, 16300, 0, RF__WAL_ALL},
+        {16384, 9000, 1, RF__WAL_NONE},     {32768, 9000, 1, RF__WAL_NONE},
+        {65535, 9000, 1, RF__WAL_NONE},     {65536, 9000, 1, RF__WAL_ALL_WAIT},
+        {65536, 9000, 0, RF__WAL_ALL_WAIT},
+    };
     rf_index_t ix = {0};
     ix.wal_kick_frames = 1000;
     ix.wal_tail_frames = 256;
     ix.wal_max_frames = 16384;
-    RF_CHECK_INT(rf__index_wal_action(&ix, 999, 0, 0), RF__WAL_NONE);
-    RF_CHECK_INT(rf__index_wal_action(&ix, 1000, 0, 0), RF__WAL_KICK);
-    RF_CHECK_INT(rf__index_wal_action(&ix, 1000, 0, 1), RF__WAL_NONE);
-    RF_CHECK_INT(rf__index_wal_action(&ix, 5000, 4744, 0), RF__WAL_TAIL);
-    RF_CHECK_INT(rf__index_wal_action(&ix, 5000, 4743, 0), RF__WAL_KICK);
-    RF_CHECK_INT(rf__index_wal_action(&ix, 16383, 9000, 1), RF__WAL_NONE);
-    RF_CHECK_INT(rf__index_wal_action(&ix, 16384, 9000, 0), RF__WAL_ALL);
-    RF_CHECK_INT(rf__index_wal_action(&ix, 16384, 16300, 0), RF__WAL_ALL);
-    RF_CHECK_INT(rf__index_wal_action(&ix, 16384, 9000, 1), RF__WAL_NONE);
-    RF_CHECK_INT(rf__index_wal_action(&ix, 32768, 9000, 1), RF__WAL_NONE);
-    RF_CHECK_INT(rf__index_wal_action(&ix, 65535, 9000, 1), RF__WAL_NONE);
-    RF_CHECK_INT(rf__index_wal_action(&ix, 65536, 9000, 1), RF__WAL_ALL_WAIT);
-    RF_CHECK_INT(rf__index_wal_action(&ix, 65536, 9000, 0), RF__WAL_ALL_WAIT);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        RF_CHECK_INT(rf__index_wal_action(&ix, cases[i].frames, cases[i].copied, cases[i].busy),
+                     cases[i].want);
 }
 
 /* The WAL stays bounded under a writer that never pauses while searches read: the
