@@ -153,7 +153,7 @@ typedef struct rf_cpus {
 } rf_cpus_t;
 /* Parses a CPU list such as "1" or "0,2-3" (NULL or "": no restriction).  Every CPU must
  * be one this process may run on.  RF_ECONFIG with what is wrong (the caller names the
- * option). */
+ * option), and *out empty. */
 rf_rc rf_cpus_parse(const char *spec, rf_cpus_t *out, rf_err_t *err);
 /* The CPUs the calling thread may run on now (an empty set where unknown). */
 void rf_cpus_current(rf_cpus_t *out);

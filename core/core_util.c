@@ -300,7 +300,7 @@ void rf_cpus_current(rf_cpus_t *out)
         out->cnt += (int)((out->bits[c / 64] >> (c % 64)) & 1);
 }
 
-rf_rc rf_cpus_parse(const char *spec, rf_cpus_t *out, rf_err_t *err)
+static rf_rc cpus_parse(const char *spec, rf_cpus_t *out, rf_err_t *err)
 {
     rf_cpus_t allowed;
     const char *p = spec;
@@ -341,6 +341,14 @@ rf_rc rf_cpus_parse(const char *spec, rf_cpus_t *out, rf_err_t *err)
             return rf_err_set(err, RF_ECONFIG, "at \"%s\": expected , or the end", p);
         p++;
     }
+}
+
+rf_rc rf_cpus_parse(const char *spec, rf_cpus_t *out, rf_err_t *err)
+{
+    rf_rc rc = cpus_parse(spec, out, err);
+    if (rc)
+        memset(out, 0, sizeof(*out)); /* never a part of a list */
+    return rc;
 }
 
 int rf_thread_cpus(const rf_cpus_t *cpus)

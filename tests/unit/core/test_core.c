@@ -263,6 +263,8 @@ static void test_cpus_parse(void)
     RF_CHECK(strstr(err.msg, "expected a CPU number") != NULL);
     RF_CHECK_INT(rf_cpus_parse("0;1", &c, &err), RF_ECONFIG);
     RF_CHECK(strstr(err.msg, "at \";1\": expected , or the end") != NULL);
+    RF_CHECK_INT(c.cnt, 0); /* not the part before the error */
+    RF_CHECK(!cpu_in(&c, 0));
     RF_CHECK_INT(rf_cpus_parse("-1", &c, &err), RF_ECONFIG);
     RF_CHECK_INT(rf_cpus_parse("0-", &c, &err), RF_ECONFIG);
     RF_CHECK(strstr(err.msg, "expected a CPU number after -") != NULL);
