@@ -967,7 +967,7 @@ static void test_work_cpus(void)
             for (int i = 0; i < 5; i++) {
                 if (strcmp(comm, names[i]))
                     continue;
-                tid_cpus((pid_t)atoi(e->d_name), &c);
+                tid_cpus((pid_t)strtol(e->d_name, NULL, 10), &c);
                 if (c.cnt == 1 && c.bits[first / 64] == o.work_cpus.bits[first / 64])
                     found[i] = 1;
                 else
