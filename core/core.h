@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/types.h>
 
 /* ==== Status codes ==== */
 
@@ -165,6 +166,14 @@ int rf_thread_cpus(const rf_cpus_t *cpus);
 
 /* Writes data to path atomically: path.tmp, fsync, rename, fsync of the directory. */
 rf_rc rf_file_write_atomic(const char *path, const void *data, size_t len, rf_err_t *err);
+/* The same in pieces, for a file written in parts: opens path.tmp.PID (*tmp, *fd); then
+ * rf_file_atomic_commit with the writer's result rc: when RF_OK, fsync, rename over path
+ * and fsync of the directory, else (or when one of those fails) the tmp file is removed.
+ * Closes fd, frees tmp; returns rc or the first failure. */
+rf_rc rf_file_atomic_open(const char *path, char **tmp, int *fd, rf_err_t *err);
+rf_rc rf_file_atomic_commit(const char *path, char *tmp, int fd, rf_rc rc, rf_err_t *err);
+/* pwrite of all len bytes at off (EINTR retried).  0, or -1 with errno. */
+int rf_pwrite_all(int fd, const void *data, size_t len, off_t off);
 /* Reads a whole file up to max bytes; *data caller frees with free(). */
 rf_rc rf_file_read(const char *path, size_t max, char **data, size_t *len, rf_err_t *err);
 /* mkdir -p */

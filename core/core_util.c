@@ -427,54 +427,71 @@ rf_rc rf_rmtree(const char *path)
     return rc;
 }
 
-static int write_all(int fd, const void *data, size_t len)
+int rf_pwrite_all(int fd, const void *data, size_t len, off_t off)
 {
     const char *p = data;
     while (len) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
+        ssize_t n = pwrite(fd, p, len, off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n == 0)
+                errno = EIO;
             return -1;
         }
         p += n;
         len -= (size_t)n;
+        off += n;
     }
     return 0;
 }
 
-rf_rc rf_file_write_atomic(const char *path, const void *data, size_t len, rf_err_t *err)
+rf_rc rf_file_atomic_open(const char *path, char **tmp, int *fd, rf_err_t *err)
 {
-    char *tmp = rf_xasprintf("%s.tmp.%ld", path, (long)getpid());
-    char *dir = rf_xstrdup(path);
-    rf_rc rc = RF_OK;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        rc = rf_err_sys(err, RF_EIO, "open %s", tmp);
-        goto out;
-    }
-    if (write_all(fd, data, len) || fsync(fd)) {
-        rc = rf_err_sys(err, RF_EIO, "write %s", tmp);
-        close(fd);
-        unlink(tmp);
-        goto out;
-    }
-    close(fd);
-    if (rename(tmp, path)) {
+    *tmp = rf_xasprintf("%s.tmp.%ld", path, (long)getpid());
+    *fd = open(*tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (*fd >= 0)
+        return RF_OK;
+    rf_rc rc = rf_err_sys(err, RF_EIO, "open %s", *tmp);
+    free(*tmp);
+    *tmp = NULL;
+    return rc;
+}
+
+rf_rc rf_file_atomic_commit(const char *path, char *tmp, int fd, rf_rc rc, rf_err_t *err)
+{
+    if (!rc && fsync(fd))
+        rc = rf_err_sys(err, RF_EIO, "fsync %s", tmp);
+    if (close(fd) && !rc)
+        rc = rf_err_sys(err, RF_EIO, "close %s", tmp);
+    if (!rc && rename(tmp, path))
         rc = rf_err_sys(err, RF_EIO, "rename %s", tmp);
+    if (rc) {
         unlink(tmp);
-        goto out;
+    } else {
+        /* The rename is durable only once the directory entry is. */
+        char *dir = rf_xstrdup(path);
+        int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            fsync(dfd);
+            close(dfd);
+        }
+        free(dir);
     }
-    /* The rename is durable only once the directory entry is. */
-    fd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-out:
-    free(dir);
     free(tmp);
     return rc;
+}
+
+rf_rc rf_file_write_atomic(const char *path, const void *data, size_t len, rf_err_t *err)
+{
+    char *tmp;
+    int fd;
+    rf_rc rc = rf_file_atomic_open(path, &tmp, &fd, err);
+    if (rc)
+        return rc;
+    if (rf_pwrite_all(fd, data, len, 0))
+        rc = rf_err_sys(err, RF_EIO, "write %s", tmp);
+    return rf_file_atomic_commit(path, tmp, fd, rc, err);
 }
 
 rf_rc rf_file_read(const char *path, size_t max, char **data, size_t *len, rf_err_t *err)

@@ -382,18 +382,11 @@ typedef struct sink {
 static ssize_t sink_write(void *cookie, const char *buf, size_t size)
 {
     sink_t *s = cookie;
-    size_t done = 0;
     if (s->hs)
         crypto_generichash_update(s->hs, (const uint8_t *)buf, size);
-    while (s->fd >= 0 && done < size) {
-        ssize_t w = pwrite(s->fd, buf + done, size - done, s->off + (off_t)done);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            s->eno = w < 0 ? errno : EIO;
-            return 0; /* fopencookie: 0 is the error */
-        }
-        done += (size_t)w;
+    if (s->fd >= 0 && rf_pwrite_all(s->fd, buf, size, s->off)) {
+        s->eno = errno;
+        return 0; /* fopencookie: 0 is the error */
     }
     s->off += (off_t)size;
     s->n += size;
@@ -422,23 +415,6 @@ static rf_rc ann_stream(FaissIndex *ann, sink_t *s, rf_err_t *err)
     return rc;
 }
 
-static rf_rc pwrite_all(int fd, const void *p, size_t len, off_t off, const char *path,
-                        rf_err_t *err)
-{
-    const char *c = p;
-    while (len) {
-        ssize_t w = pwrite(fd, c, len, off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return rf_err_sys(err, RF_EIO, "write %s", path);
-        c += w;
-        len -= (size_t)w;
-        off += w;
-    }
-    return RF_OK;
-}
-
 /* A segment file: header, rows, FAISS serialisation.  The serialisation is made twice,
  * once to learn its length (the header and the rows give it, and the hash covers them)
  * and once into the file, hashed on the way; a length that differs fails the write.
@@ -447,8 +423,7 @@ rf_rc rf__index_seg_write(rf_index_t *ix, rf__index_seg_t *seg, rf_err_t *err)
 {
     rf_buf_t rows;
     uint8_t hdr[CKPT_HDR] = {0};
-    char *path = rf__index_seg_path(ix->dir, seg->id);
-    char *tmp = rf_xasprintf("%s.tmp.%ld", path, (long)getpid());
+    char *path = rf__index_seg_path(ix->dir, seg->id), *tmp = NULL;
     crypto_generichash_state hs;
     sink_t count = {.fd = -1}, out = {.fd = -1};
     size_t ann_len;
@@ -468,55 +443,26 @@ rf_rc rf__index_seg_write(rf_index_t *ix, rf__index_seg_t *seg, rf_err_t *err)
     crypto_generichash_init(&hs, NULL, 0, 32);
     crypto_generichash_update(&hs, hdr, 32);
     crypto_generichash_update(&hs, (const uint8_t *)rows.ptr, rows.len);
-    out.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (out.fd < 0) {
-        rc = rf_err_sys(err, RF_EIO, "open %s", tmp);
+    if ((rc = rf_file_atomic_open(path, &tmp, &out.fd, err)))
         goto out;
-    }
     out.off = (off_t)(CKPT_HDR + rows.len);
     out.hs = &hs;
-    if ((rc = pwrite_all(out.fd, rows.ptr, rows.len, CKPT_HDR, tmp, err)) ||
-        (rc = ann_stream(seg->ann, &out, err)))
-        goto out;
-    if (out.n != ann_len) {
+    if (rf_pwrite_all(out.fd, rows.ptr, rows.len, CKPT_HDR))
+        rc = rf_err_sys(err, RF_EIO, "write %s", tmp);
+    else if (!(rc = ann_stream(seg->ann, &out, err)) && out.n != ann_len)
         rc = rf_err_set(err, RF_EINDEX,
                         "segment=%u: the vector index serialised to %zu bytes, then %zu", seg->id,
                         ann_len, out.n);
-        goto out;
+    if (!rc) {
+        crypto_generichash_final(&hs, hdr + 32, 32);
+        if (rf_pwrite_all(out.fd, hdr, CKPT_HDR, 0))
+            rc = rf_err_sys(err, RF_EIO, "write %s", tmp);
     }
-    crypto_generichash_final(&hs, hdr + 32, 32);
-    if ((rc = pwrite_all(out.fd, hdr, CKPT_HDR, 0, tmp, err)))
+    if ((rc = rf_file_atomic_commit(path, tmp, out.fd, rc, err)))
         goto out;
-    if (fsync(out.fd)) {
-        rc = rf_err_sys(err, RF_EIO, "fsync %s", tmp);
-        goto out;
-    }
-    if (close(out.fd)) {
-        out.fd = -1;
-        rc = rf_err_sys(err, RF_EIO, "close %s", tmp);
-        goto out;
-    }
-    out.fd = -1;
-    if (rename(tmp, path)) {
-        rc = rf_err_sys(err, RF_EIO, "rename %s", tmp);
-        goto out;
-    }
-    {
-        /* The rename is durable once the directory is synced. */
-        int dfd = open(ix->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            fsync(dfd);
-            close(dfd);
-        }
-    }
     seg->ann_bytes = ann_len;
     __atomic_store_n(&seg->persisted, 1, __ATOMIC_RELEASE);
 out:
-    if (out.fd >= 0)
-        close(out.fd);
-    if (rc)
-        unlink(tmp);
-    free(tmp);
     free(path);
     rf_buf_fini(&rows);
     return rc;

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/stat.h>
 #ifdef __linux__
 #include <sys/prctl.h>
 #endif
@@ -57,6 +58,30 @@ static void test_atomic_file(void)
     free(data);
     RF_CHECK_INT(rf_file_read(path, 3, &data, &len, &err), RF_ETOOBIG);
     RF_CHECK_INT(rf_file_read("/nonexistent/zz", 3, &data, &len, &err), RF_ENOTFOUND);
+    {
+        /* In pieces: a writer that failed leaves the old file and no tmp file. */
+        char *tmp = NULL, *kept;
+        int fd = -1;
+        struct stat st;
+        RF_REQUIRE(rf_file_atomic_open(path, &tmp, &fd, &err) == RF_OK);
+        kept = rf_xstrdup(tmp);
+        RF_CHECK_INT(rf_pwrite_all(fd, "XY", 2, 3), 0);
+        RF_CHECK_INT(rf_file_atomic_commit(path, tmp, fd, RF_EIO, &err), RF_EIO);
+        RF_CHECK(stat(kept, &st) != 0);
+        RF_REQUIRE(rf_file_read(path, 100, &data, &len, &err) == RF_OK);
+        RF_CHECK(len == 5 && memcmp(data, "hello", 5) == 0);
+        free(data);
+        /* ...and one that succeeded replaces it, holes and all. */
+        RF_REQUIRE(rf_file_atomic_open(path, &tmp, &fd, &err) == RF_OK);
+        RF_CHECK_INT(rf_pwrite_all(fd, "XY", 2, 3), 0);
+        RF_CHECK_INT(rf_pwrite_all(fd, "abc", 3, 0), 0);
+        RF_CHECK_INT(rf_file_atomic_commit(path, tmp, fd, RF_OK, &err), RF_OK);
+        RF_CHECK(stat(kept, &st) != 0);
+        RF_REQUIRE(rf_file_read(path, 100, &data, &len, &err) == RF_OK);
+        RF_CHECK(len == 5 && memcmp(data, "abcXY", 5) == 0);
+        free(data);
+        free(kept);
+    }
     free(sub);
     free(path);
     rf_test_rmtree(dir);
