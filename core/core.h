@@ -158,6 +158,21 @@ typedef struct rf_cpus {
 rf_rc rf_cpus_parse(const char *spec, rf_cpus_t *out, rf_err_t *err);
 /* The CPUs the calling thread may run on now (an empty set where unknown). */
 void rf_cpus_current(rf_cpus_t *out);
+/* The same for thread tid of this process (0: the calling one). */
+void rf_cpus_of(int tid, rf_cpus_t *out);
+/* Whether cpu is in c. */
+static inline int rf_cpus_has(const rf_cpus_t *c, long cpu)
+{
+    return cpu >= 0 && cpu < RF_CPUS_MAX && (int)((c->bits[cpu / 64] >> (cpu % 64)) & 1);
+}
+/* Adds cpu (0..RF_CPUS_MAX-1) to c. */
+static inline void rf_cpus_add(rf_cpus_t *c, long cpu)
+{
+    if (!rf_cpus_has(c, cpu)) {
+        c->bits[cpu / 64] |= (uint64_t)1 << (cpu % 64);
+        c->cnt++;
+    }
+}
 /* Keeps the calling thread to cpus; threads it starts afterwards inherit that.  No-op
  * when cpus->cnt is 0.  0 when set, -1 (errno) when refused or unsupported. */
 int rf_thread_cpus(const rf_cpus_t *cpus);

@@ -281,23 +281,24 @@ int rf_thread_nice(int nice)
 }
 
 /* The raw system calls take a bit mask and need no _GNU_SOURCE (cpu_set_t does). */
-static int cpus_allowed(uint64_t *bits, size_t words)
+void rf_cpus_of(int tid, rf_cpus_t *out)
 {
-    memset(bits, 0, words * sizeof(*bits));
+    memset(out, 0, sizeof(*out));
 #ifdef __linux__
-    return syscall(SYS_sched_getaffinity, 0, words * sizeof(*bits), bits) > 0 ? 0 : -1;
+    if (syscall(SYS_sched_getaffinity, (pid_t)tid, sizeof(out->bits), out->bits) <= 0) {
+        memset(out, 0, sizeof(*out));
+        return;
+    }
+    for (int c = 0; c < RF_CPUS_MAX; c++)
+        out->cnt += rf_cpus_has(out, c);
 #else
-    return -1;
+    (void)tid;
 #endif
 }
 
 void rf_cpus_current(rf_cpus_t *out)
 {
-    memset(out, 0, sizeof(*out));
-    if (cpus_allowed(out->bits, RF_CPUS_MAX / 64))
-        return;
-    for (int c = 0; c < RF_CPUS_MAX; c++)
-        out->cnt += (int)((out->bits[c / 64] >> (c % 64)) & 1);
+    rf_cpus_of(0, out);
 }
 
 static rf_rc cpus_parse(const char *spec, rf_cpus_t *out, rf_err_t *err)
@@ -325,15 +326,12 @@ static rf_rc cpus_parse(const char *spec, rf_cpus_t *out, rf_err_t *err)
             return rf_err_set(err, RF_ECONFIG, "range %ld-%ld: expected the lower CPU first", lo,
                               hi);
         for (long c = lo; c <= hi; c++) {
-            if (c >= RF_CPUS_MAX || !((allowed.bits[c / 64] >> (c % 64)) & 1))
+            if (!rf_cpus_has(&allowed, c))
                 return rf_err_set(err, RF_ECONFIG,
                                   "CPU %ld: expected CPUs this process may run on (%d of them, "
                                   "numbered from 0; see nproc and taskset -p)",
                                   c, allowed.cnt);
-            if (!((out->bits[c / 64] >> (c % 64)) & 1)) {
-                out->bits[c / 64] |= (uint64_t)1 << (c % 64);
-                out->cnt++;
-            }
+            rf_cpus_add(out, c);
         }
         if (!*p)
             return RF_OK;

@@ -251,11 +251,6 @@ static void test_thread_nice(void)
     RF_CHECK_INT(getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid)), before);
 }
 
-static int cpu_in(const rf_cpus_t *c, int cpu)
-{
-    return (int)((c->bits[cpu / 64] >> (cpu % 64)) & 1);
-}
-
 /* CPU lists: ranges and lists, duplicates counted once; malformed ones and CPUs the process
  * may not use refused with what was expected. */
 static void test_cpus_parse(void)
@@ -265,22 +260,22 @@ static void test_cpus_parse(void)
     int n;
     rf_cpus_current(&all);
     RF_REQUIRE(all.cnt > 0);
-    for (n = 0; n < RF_CPUS_MAX && cpu_in(&all, n); n++)
+    for (n = 0; n < RF_CPUS_MAX && rf_cpus_has(&all, n); n++)
         ;
     RF_CHECK_INT(rf_cpus_parse("", &c, &err), RF_OK);
     RF_CHECK_INT(c.cnt, 0);
     RF_CHECK_INT(rf_cpus_parse(NULL, &c, &err), RF_OK);
     RF_CHECK_INT(c.cnt, 0);
-    RF_CHECK_INT(rf_cpus_parse("0", &c, &err), cpu_in(&all, 0) ? RF_OK : RF_ECONFIG);
-    if (cpu_in(&all, 0)) {
+    RF_CHECK_INT(rf_cpus_parse("0", &c, &err), rf_cpus_has(&all, 0) ? RF_OK : RF_ECONFIG);
+    if (rf_cpus_has(&all, 0)) {
         RF_CHECK_INT(c.cnt, 1);
-        RF_CHECK(cpu_in(&c, 0));
-        RF_CHECK(!cpu_in(&c, 1));
+        RF_CHECK(rf_cpus_has(&c, 0));
+        RF_CHECK(!rf_cpus_has(&c, 1));
     }
     if (n >= 2) { /* CPUs 0 and 1 both allowed */
         RF_CHECK_INT(rf_cpus_parse("0-1,1,0", &c, &err), RF_OK);
         RF_CHECK_INT(c.cnt, 2);
-        RF_CHECK(cpu_in(&c, 0) && cpu_in(&c, 1) && !cpu_in(&c, 2));
+        RF_CHECK(rf_cpus_has(&c, 0) && rf_cpus_has(&c, 1) && !rf_cpus_has(&c, 2));
     }
     RF_CHECK_INT(rf_cpus_parse("1-0", &c, &err), RF_ECONFIG);
     RF_CHECK(strstr(err.msg, "range 1-0: expected the lower CPU first") != NULL);
@@ -289,7 +284,7 @@ static void test_cpus_parse(void)
     RF_CHECK_INT(rf_cpus_parse("0;1", &c, &err), RF_ECONFIG);
     RF_CHECK(strstr(err.msg, "at \";1\": expected , or the end") != NULL);
     RF_CHECK_INT(c.cnt, 0); /* not the part before the error */
-    RF_CHECK(!cpu_in(&c, 0));
+    RF_CHECK(!rf_cpus_has(&c, 0));
     RF_CHECK_INT(rf_cpus_parse("-1", &c, &err), RF_ECONFIG);
     RF_CHECK_INT(rf_cpus_parse("0-", &c, &err), RF_ECONFIG);
     RF_CHECK(strstr(err.msg, "expected a CPU number after -") != NULL);
@@ -331,17 +326,16 @@ static void test_thread_cpus(void)
     rf_cpus_current(&all);
     RF_REQUIRE(all.cnt > 0);
     for (int c = 0; c < RF_CPUS_MAX && first < 0; c++)
-        if (cpu_in(&all, c))
+        if (rf_cpus_has(&all, c))
             first = c;
-    one.bits[first / 64] = (uint64_t)1 << (first % 64);
-    one.cnt = 1;
+    rf_cpus_add(&one, first);
     RF_CHECK_INT(pthread_create(&t, NULL, cpus_thread, &s), 0);
     pthread_join(t, NULL);
     RF_CHECK_INT(s.rc, 0);
     RF_CHECK_INT(s.got.cnt, 1);
-    RF_CHECK(cpu_in(&s.got, first));
+    RF_CHECK(rf_cpus_has(&s.got, first));
     RF_CHECK_INT(s.child.cnt, 1);
-    RF_CHECK(cpu_in(&s.child, first));
+    RF_CHECK(rf_cpus_has(&s.child, first));
     rf_cpus_current(&after);
     RF_CHECK_INT(after.cnt, all.cnt);
     RF_CHECK_INT(rf_thread_cpus(&(rf_cpus_t){{0}, 0}), 0);

@@ -913,16 +913,6 @@ static void test_work_nice(void)
     free(dir);
 }
 
-/* The CPUs thread tid may run on (an empty set if it is gone). */
-static void tid_cpus(pid_t tid, rf_cpus_t *out)
-{
-    memset(out, 0, sizeof(*out));
-    if (syscall(SYS_sched_getaffinity, tid, sizeof(out->bits), out->bits) <= 0)
-        return;
-    for (int c = 0; c < RF_CPUS_MAX; c++)
-        out->cnt += (int)((out->bits[c / 64] >> (c % 64)) & 1);
-}
-
 /* Every thread the index starts (maintenance, checkpoint, reaper, slow builder, WAL
  * checkpointer) runs on work_cpus; the opener keeps its CPUs. */
 static void test_work_cpus(void)
@@ -938,10 +928,9 @@ static void test_work_cpus(void)
     rf_cpus_current(&all);
     RF_REQUIRE(all.cnt > 0);
     for (int c = 0; c < RF_CPUS_MAX && first < 0; c++)
-        if ((all.bits[c / 64] >> (c % 64)) & 1)
+        if (rf_cpus_has(&all, c))
             first = c;
-    o.work_cpus.bits[first / 64] = (uint64_t)1 << (first % 64);
-    o.work_cpus.cnt = 1;
+    rf_cpus_add(&o.work_cpus, first);
     RF_REQUIRE(rf_index_open(&o, &ix, &err) == RF_OK);
     wait_tid(&ix->maint_tid);
     wait_tid(&ix->reaper_tid);
@@ -967,8 +956,8 @@ static void test_work_cpus(void)
             for (int i = 0; i < 5; i++) {
                 if (strcmp(comm, names[i]))
                     continue;
-                tid_cpus((pid_t)strtol(e->d_name, NULL, 10), &c);
-                if (c.cnt == 1 && c.bits[first / 64] == o.work_cpus.bits[first / 64])
+                rf_cpus_of((int)strtol(e->d_name, NULL, 10), &c);
+                if (c.cnt == 1 && rf_cpus_has(&c, first))
                     found[i] = 1;
                 else
                     done = 0;
