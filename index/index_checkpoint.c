@@ -1018,7 +1018,7 @@ out:
 static void *ckpt_main(void *arg)
 {
     rf_index_t *ix = arg;
-    rf__index_work_thread(ix, "rf-index-ckpt");
+    rf__index_work_thread(ix, "rf-index-ckpt", 0);
     pthread_mutex_lock(&ix->thr_mu);
     while (!ix->thr_stop) {
         struct timespec ts;

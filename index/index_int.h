@@ -526,9 +526,9 @@ void rf__index_snap_drop(rf_index_t *ix, rf__index_snap_t *snap);
 rf_rc rf__index_reaper_start(rf_index_t *ix, rf_err_t *err);
 /* Stops the reaper and frees what it had not yet (no search may run). */
 void rf__index_reaper_stop(rf_index_t *ix);
-/* Names the calling thread and gives it ingest's priority and CPUs (work_nice,
- * work_cpus); returns its id. */
-pid_t rf__index_work_thread(rf_index_t *ix, const char *name);
+/* Names the calling thread and gives it ingest's CPUs (work_cpus) and priority: work_nice,
+ * or background priority (rf_thread_background) when background != 0; returns its id. */
+pid_t rf__index_work_thread(rf_index_t *ix, const char *name, int background);
 static inline int rf__index_bit(const rf__index_bits_t *bits, size_t i)
 {
     return (bits->b[i >> 3] >> (i & 7)) & 1;

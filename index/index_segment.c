@@ -319,10 +319,10 @@ static void reap(rf_index_t *ix)
     }
 }
 
-pid_t rf__index_work_thread(rf_index_t *ix, const char *name)
+pid_t rf__index_work_thread(rf_index_t *ix, const char *name, int background)
 {
     rf_thread_name(name);
-    if (ix->work_nice && rf_thread_nice(ix->work_nice))
+    if (background ? rf_thread_background() != 0 : ix->work_nice && rf_thread_nice(ix->work_nice))
         RF_LOG(RF_LOG_DEBUG, RF_MOD_INDEX, "%s keeps its priority", name);
     if (rf_thread_cpus(&ix->work_cpus))
         RF_LOG(RF_LOG_WARN, RF_MOD_INDEX, "%s keeps its CPUs: %s", name, strerror(errno));
@@ -332,7 +332,8 @@ pid_t rf__index_work_thread(rf_index_t *ix, const char *name)
 static void *reaper_main(void *arg)
 {
     rf_index_t *ix = arg;
-    __atomic_store_n(&ix->reaper_tid, rf__index_work_thread(ix, "rf-index-free"), __ATOMIC_RELEASE);
+    __atomic_store_n(&ix->reaper_tid, rf__index_work_thread(ix, "rf-index-free", 0),
+                     __ATOMIC_RELEASE);
     for (;;) {
         while (sem_wait(&ix->dead_sem) && errno == EINTR)
             ;
@@ -1489,7 +1490,8 @@ static void *maint_main(void *arg)
 {
     rf_index_t *ix = arg;
     /* Ingest's work, like the writer's: searches keep their cores (ingest.nice). */
-    __atomic_store_n(&ix->maint_tid, rf__index_work_thread(ix, "rf-index-maint"), __ATOMIC_RELEASE);
+    __atomic_store_n(&ix->maint_tid, rf__index_work_thread(ix, "rf-index-maint", 0),
+                     __ATOMIC_RELEASE);
     /* The quick builds run at normal priority on one core: FAISS's OpenMP workers would
      * take the other from the searches (and spin there after each parallel loop).  So
      * would OpenBLAS's own pool, which the IVF k-means' matrix products use; that setting
@@ -1528,11 +1530,7 @@ static void *slow_main(void *arg)
     rf_index_t *ix = arg;
     /* Background work, and the OpenMP workers a build starts inherit that: searches, the
      * writer and the quick builds keep the cores they need. */
-    rf_thread_name("rf-index-build");
-    if (rf_thread_background())
-        RF_LOG(RF_LOG_DEBUG, RF_MOD_INDEX, "slow builder keeps its priority");
-    if (rf_thread_cpus(&ix->work_cpus))
-        RF_LOG(RF_LOG_WARN, RF_MOD_INDEX, "slow builder keeps its CPUs: %s", strerror(errno));
+    rf__index_work_thread(ix, "rf-index-build", 1);
 #if defined(__SANITIZE_THREAD__)
     omp_set_num_threads(1);
 #endif

@@ -482,12 +482,7 @@ static void *wal_main(void *arg)
     rf_index_t *ix = arg;
     /* Background work: a starved pass only leaves more for the commits to copy, while a
      * pass that takes a core from a search shows in its latency. */
-    rf_thread_name("rf-index-wal");
-    if (rf_thread_background())
-        RF_LOG(RF_LOG_DEBUG, RF_MOD_INDEX, "WAL checkpoint thread keeps its priority");
-    if (rf_thread_cpus(&ix->work_cpus))
-        RF_LOG(RF_LOG_WARN, RF_MOD_INDEX, "WAL checkpoint thread keeps its CPUs: %s",
-               strerror(errno));
+    rf__index_work_thread(ix, "rf-index-wal", 1);
     pthread_mutex_lock(&ix->wal_mu);
     for (;;) {
         while (!ix->wal_stop && !ix->wal_kick)
