@@ -468,6 +468,7 @@ int main(int argc, char **argv)
     char *dir = NULL;
     int made = 0, seg2 = 50000, nice = 10;
     int64_t wrote = 0, wal0[5] = {0, 0, 0, 0, 0};
+    uint64_t walw0[2] = {0, 0}, walw1[2] = {0, 0};
     long flat_max = 0;
     int split_n[2] = {0, 0};
     double split_p99[2] = {0, 0};
@@ -698,6 +699,7 @@ int main(int argc, char **argv)
         wal0[2] = __atomic_load_n(&ix->wal_inline_frames, __ATOMIC_RELAXED);
         wal0[3] = __atomic_load_n(&ix->wal_inline_us, __ATOMIC_RELAXED);
         wal0[4] = __atomic_load_n(&ix->wal_waits, __ATOMIC_RELAXED);
+        rf__index_walvfs_stats(&walw0[0], &walw0[1]);
         fprintf(stderr, "bench_index: ingesting for %d s\n", secs);
         if (pthread_create(&th, NULL, ingest_main, &in))
             die("thread", NULL);
@@ -724,6 +726,7 @@ int main(int argc, char **argv)
         wal0[2] = __atomic_load_n(&ix->wal_inline_frames, __ATOMIC_RELAXED) - wal0[2];
         wal0[3] = __atomic_load_n(&ix->wal_inline_us, __ATOMIC_RELAXED) - wal0[3];
         wal0[4] = __atomic_load_n(&ix->wal_waits, __ATOMIC_RELAXED) - wal0[4];
+        rf__index_walvfs_stats(&walw1[0], &walw1[1]);
         free(in.wal_path);
         /* The WAL thread may still be copying: what the updates wrote is counted when it
          * has caught up, at the checkpoint below. */
@@ -811,6 +814,8 @@ int main(int argc, char **argv)
     printf("%-58s %14.0f\n", "ingest: time the commits spent copying, ms", (double)wal0[3] / 1e3);
     printf("%-58s %14lld\n", "ingest: commits that waited for the WAL thread", (long long)wal0[4]);
     printf("%-58s %14.1f\n", "ingest: largest WAL, MB", (double)in.wal_most / 1e6);
+    printf("%-58s %7llu/%llu\n", "ingest: WAL writes by SQLite / write() calls",
+           (unsigned long long)(walw1[1] - walw0[1]), (unsigned long long)(walw1[0] - walw0[0]));
     printf("%-58s %14.0f\n", "ingest: bytes written per upsert (write(), all files)",
            in.achieved > 0 ? (double)wrote / (in.achieved * secs) : 0.0);
     printf("%-58s %14.3f\n", "while ingesting: search p50, ms", busy.p50);

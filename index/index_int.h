@@ -375,6 +375,15 @@ void rf__index_store_close(rf_index_t *ix);
 rf_rc rf__index_wal_start(rf_index_t *ix, rf_err_t *err);
 void rf__index_wal_stop(rf_index_t *ix);
 
+/* ==== index_walvfs.c ==== */
+
+/* The name of a VFS that gathers a WAL's appends into large writes (registered at the
+ * first call), or NULL if it could not be registered.  Only for a connection with
+ * synchronous = FULL, the only one to write the WAL. */
+const char *rf__index_walvfs(void);
+/* Process-wide: write calls the WALs opened with it got, and the writes SQLite made. */
+void rf__index_walvfs_stats(uint64_t *calls, uint64_t *writes);
+
 /* SQLite helpers shared with index_gen.c. */
 rf_rc rf__index_db_fail(sqlite3 *db, int src, rf_err_t *err, const char *what);
 rf_rc rf__index_db_exec(sqlite3 *db, const char *sql, rf_err_t *err);

@@ -351,7 +351,8 @@ rf_rc rf__index_store_open(rf_index_t *ix, rf_err_t *err)
     sqlite3_stmt *st = NULL;
 
     src = sqlite3_open_v2(ix->db_path, &ix->wdb,
-                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                          rf__index_walvfs());
     if (src != SQLITE_OK)
         return db_fail(ix->wdb, src, err, "open");
     sqlite3_extended_result_codes(ix->wdb, 1);

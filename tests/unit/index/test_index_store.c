@@ -734,7 +734,94 @@ static void test_wal_bounded(void)
     free(dir);
 }
 
+/* The writer's VFS (index_walvfs.c) against SQLite itself: a transaction larger than a
+ * tiny cache spills frames into the WAL and reads them back before its commit (reads of
+ * bytes still buffered), the WAL starts over and is truncated (journal_size_limit), and
+ * after every commit another connection, on the default VFS, reads what was committed.
+ * The writes must reach the file in far fewer calls than SQLite made. */
+static void test_walvfs(void)
+{
+    char *dir = rf_test_tmpdir("walvfs");
+    char path[512], *emsg = NULL;
+    sqlite3 *w = NULL, *r = NULL;
+    sqlite3_stmt *ins = NULL, *sum = NULL, *rsum = NULL;
+    uint64_t calls0, writes0, calls1, writes1;
+    unsigned char blob[1500];
+    const char *vfs = rf__index_walvfs();
+
+    RF_REQUIRE(vfs != NULL);
+    RF_CHECK_STR(rf__index_walvfs(), vfs);
+    snprintf(path, sizeof(path), "%s/t.db", dir);
+    RF_REQUIRE(sqlite3_open_v2(path, &w, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, vfs) ==
+               SQLITE_OK);
+    RF_REQUIRE(sqlite3_exec(w,
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+                            "PRAGMA cache_size = 8; PRAGMA journal_size_limit = 100000;"
+                            "CREATE TABLE t (k INTEGER PRIMARY KEY, n INTEGER, b BLOB);",
+                            NULL, NULL, &emsg) == SQLITE_OK);
+    RF_REQUIRE(sqlite3_open_v2(path, &r, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK);
+    RF_REQUIRE(sqlite3_prepare_v2(w, "INSERT OR REPLACE INTO t VALUES (?1, ?2, ?3)", -1, &ins,
+                                  NULL) == SQLITE_OK);
+    RF_REQUIRE(sqlite3_prepare_v2(w, "SELECT count(*), sum(n), sum(length(b)) FROM t", -1, &sum,
+                                  NULL) == SQLITE_OK);
+    RF_REQUIRE(sqlite3_prepare_v2(r, "SELECT count(*), sum(n), sum(length(b)) FROM t", -1, &rsum,
+                                  NULL) == SQLITE_OK);
+    rf__index_walvfs_stats(&calls0, &writes0);
+    for (int round = 0; round < 6; round++) {
+        long long want_n = 0;
+        RF_REQUIRE(sqlite3_exec(w, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK);
+        for (int k = 0; k < 400; k++) {
+            memset(blob, 'a' + (k + round) % 26, sizeof(blob));
+            sqlite3_bind_int(ins, 1, k);
+            sqlite3_bind_int(ins, 2, k * 10 + round);
+            sqlite3_bind_blob(ins, 3, blob, sizeof(blob), SQLITE_STATIC);
+            RF_REQUIRE(sqlite3_step(ins) == SQLITE_DONE);
+            sqlite3_reset(ins);
+            want_n += k * 10 + round;
+        }
+        /* 400 rows of 1.5 KB in an 8-page cache: most pages were spilled to the WAL and
+         * this reads them back, some from bytes the VFS still holds. */
+        RF_REQUIRE(sqlite3_step(sum) == SQLITE_ROW);
+        RF_CHECK_INT(sqlite3_column_int(sum, 0), 400);
+        RF_CHECK_INT(sqlite3_column_int64(sum, 1), want_n);
+        RF_CHECK_INT(sqlite3_column_int64(sum, 2), 400 * (long long)sizeof(blob));
+        sqlite3_reset(sum);
+        RF_REQUIRE(sqlite3_exec(w, "COMMIT", NULL, NULL, NULL) == SQLITE_OK);
+        RF_REQUIRE(sqlite3_step(rsum) == SQLITE_ROW);
+        RF_CHECK_INT(sqlite3_column_int(rsum, 0), 400);
+        RF_CHECK_INT(sqlite3_column_int64(rsum, 1), want_n);
+        RF_CHECK_INT(sqlite3_column_int64(rsum, 2), 400 * (long long)sizeof(blob));
+        sqlite3_reset(rsum);
+        /* Every other round the WAL is copied back, so the next write starts it over (and,
+         * past journal_size_limit, truncates it). */
+        if (round % 2)
+            RF_CHECK_INT(sqlite3_wal_checkpoint_v2(w, NULL, SQLITE_CHECKPOINT_RESTART, NULL,
+                                                   NULL),
+                         SQLITE_OK);
+    }
+    rf__index_walvfs_stats(&calls1, &writes1);
+    fprintf(stderr, "walvfs: %llu writes in %llu calls\n",
+            (unsigned long long)(writes1 - writes0), (unsigned long long)(calls1 - calls0));
+    RF_CHECK(writes1 - writes0 > 1000);
+    RF_CHECK((calls1 - calls0) * 10 < writes1 - writes0);
+    {
+        sqlite3_stmt *ic = NULL;
+        RF_REQUIRE(sqlite3_prepare_v2(r, "PRAGMA integrity_check", -1, &ic, NULL) == SQLITE_OK);
+        RF_REQUIRE(sqlite3_step(ic) == SQLITE_ROW);
+        RF_CHECK_STR((const char *)sqlite3_column_text(ic, 0), "ok");
+        sqlite3_finalize(ic);
+    }
+    sqlite3_finalize(ins);
+    sqlite3_finalize(sum);
+    sqlite3_finalize(rsum);
+    sqlite3_free(emsg);
+    RF_CHECK_INT(sqlite3_close(r), SQLITE_OK);
+    RF_CHECK_INT(sqlite3_close(w), SQLITE_OK);
+    rf_test_rmtree(dir);
+    free(dir);
+}
+
 RF_TEST_MAIN(test_roundtrip, test_update_replaces, test_delete, test_truncate, test_offsets_txn,
              test_dim_mismatch, test_lock, test_validation, test_corrupt_store,
              test_position_and_wait, test_vector_by_hash, test_wal_action, test_wal_bounded,
-             test_schema_upgrade)
+             test_schema_upgrade, test_walvfs)
