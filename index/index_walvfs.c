@@ -33,11 +33,11 @@
 #define WALVFS_BUF 0x1ffff
 
 typedef struct walfile {
-    sqlite3_file base;      /* pMethods = &wal_methods */
-    sqlite3_file *real;     /* the default VFS's file, right after this struct */
-    unsigned char *buf;     /* WALVFS_BUF bytes, allocated at the first write */
-    sqlite3_int64 buf_off;  /* file offset of buf[0] */
-    int buf_len;            /* bytes held */
+    sqlite3_file base;     /* pMethods = &wal_methods */
+    sqlite3_file *real;    /* the default VFS's file, right after this struct */
+    unsigned char *buf;    /* WALVFS_BUF bytes, allocated at the first write */
+    sqlite3_int64 buf_off; /* file offset of buf[0] */
+    int buf_len;           /* bytes held */
 } walfile_t;
 
 static sqlite3_vfs *real_vfs;

@@ -795,13 +795,12 @@ static void test_walvfs(void)
         /* Every other round the WAL is copied back, so the next write starts it over (and,
          * past journal_size_limit, truncates it). */
         if (round % 2)
-            RF_CHECK_INT(sqlite3_wal_checkpoint_v2(w, NULL, SQLITE_CHECKPOINT_RESTART, NULL,
-                                                   NULL),
+            RF_CHECK_INT(sqlite3_wal_checkpoint_v2(w, NULL, SQLITE_CHECKPOINT_RESTART, NULL, NULL),
                          SQLITE_OK);
     }
     rf__index_walvfs_stats(&calls1, &writes1);
-    fprintf(stderr, "walvfs: %llu writes in %llu calls\n",
-            (unsigned long long)(writes1 - writes0), (unsigned long long)(calls1 - calls0));
+    fprintf(stderr, "walvfs: %llu writes in %llu calls\n", (unsigned long long)(writes1 - writes0),
+            (unsigned long long)(calls1 - calls0));
     RF_CHECK(writes1 - writes0 > 1000);
     RF_CHECK((calls1 - calls0) * 10 < writes1 - writes0);
     {
