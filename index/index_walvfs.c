@@ -19,7 +19,10 @@
  *     below the last commit published in the shared memory index, and SQLite publishes
  *     a commit after syncing the WAL when synchronous is FULL, which the store sets on
  *     the only connection that opens files with this VFS (rf__index_store_open).  So
- *     nothing another connection may read is ever still in the buffer. */
+ *     nothing another connection may read is ever still in the buffer.
+ *   - Only that connection writes or truncates the WAL: the other connections that may
+ *     write (the WAL thread's) checkpoint in PASSIVE mode, which leaves the WAL file as
+ *     it is. */
 
 #include "index/index_int.h"
 
