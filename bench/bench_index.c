@@ -175,6 +175,7 @@ static int hits_found(const rf_index_results_t *res, const int *gt)
 
 typedef struct srun {
     double p50, p99, qps, recall;
+    double p90, p95, p999; /* the idle and ingesting loops only */
 } srun_t;
 
 /* Searches every query through rf_index_query (cat >= 0: filter cat == c<cat>). */
@@ -291,7 +292,10 @@ static srun_t idle_loop(rf_index_t *ix, const float *qs, int nq, int secs)
     }
     r.qps = cnt / (double)secs;
     r.p50 = pct(lat, cnt, 0.5);
+    r.p90 = pct(lat, cnt, 0.9);
+    r.p95 = pct(lat, cnt, 0.95);
     r.p99 = pct(lat, cnt, 0.99);
+    r.p999 = pct(lat, cnt, 0.999);
     free(lat);
     return r;
 }
@@ -754,7 +758,10 @@ int main(int argc, char **argv)
                 free(part[b]);
             }
         }
+        busy.p90 = pct(lat, cnt, 0.9);
+        busy.p95 = pct(lat, cnt, 0.95);
         busy.p99 = pct(lat, cnt, 0.99);
+        busy.p999 = pct(lat, cnt, 0.999);
         busy.qps = cnt / (double)secs;
         free(lat);
         free(flat);
@@ -821,6 +828,10 @@ int main(int argc, char **argv)
     printf("%-58s %14.3f\n", "while ingesting: search p50, ms", busy.p50);
     printf("%-58s %14.3f\n", "while ingesting: search p99, ms", busy.p99);
     printf("%-58s %14.2f\n", "p99 ingesting / idle (goal <= 2)", busy.p99 / idle.p99);
+    printf("%-58s %5.2f/%.2f/%.2f\n", "  idle: search p90 / p95 / p99.9, ms", idle.p90, idle.p95,
+           idle.p999);
+    printf("%-58s %5.2f/%.2f/%.2f\n", "  while ingesting: search p90 / p95 / p99.9, ms", busy.p90,
+           busy.p95, busy.p999);
     printf("%-58s %14ld\n", "while ingesting: most vectors a search scanned exactly", flat_max);
     printf("%-58s %8d %5.2f\n", "  searches scanning <= 10,000 exactly: count, p99 ms", split_n[0],
            split_p99[0]);
