@@ -359,7 +359,9 @@ rf_rc rf__index_store_open(rf_index_t *ix, rf_err_t *err)
     sqlite3_busy_timeout(ix->wdb, 5000);
     /* WAL: readers never block the writer nor see a half-applied batch.  FULL syncs the
      * WAL at every commit, so an acknowledged batch survives power loss too (NORMAL
-     * would survive a process crash only); the cost is one fsync per batch. */
+     * would survive a process crash only); the cost is one fsync per batch.  The VFS this
+     * connection writes its WAL through (index_walvfs.c) relies on FULL as well: the sync
+     * is what puts a commit's frames in the file before other connections may read them. */
     if (sqlite3_prepare_v2(ix->wdb, "PRAGMA journal_mode = WAL", -1, &st, NULL) != SQLITE_OK ||
         sqlite3_step(st) != SQLITE_ROW) {
         rc = db_fail(ix->wdb, sqlite3_errcode(ix->wdb), err, "journal_mode=WAL");
