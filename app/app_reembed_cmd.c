@@ -522,7 +522,7 @@ int rf__app_cmd_reembed(int argc, char **argv)
     io.ivf_nprobe = (int)cfg->index_ivf_nprobe;
     io.filter_exact_max = cfg->index_filter_exact_max;
     io.work_nice = (int)cfg->ingest_nice;
-    (void)rf_cpus_parse(cfg->ingest_cpus, &io.work_cpus, NULL); /* checked at load */
+    io.work_cpus = cfg->ingest_cpu_set;
     rc = rf_index_open(&io, &ix, &err);
     if (rc == RF_EBUSY) {
         /* `ragfeed run` holds the state dir: it does the work, beside live ingest. */

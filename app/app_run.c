@@ -1222,7 +1222,7 @@ int rf__app_run_pipeline(rf_conf_t *cfg, void (*on_ready)(void *, int), void *op
     pipeline_t p;
     rf_err_t err = {0};
     rf_index_opts_t io;
-    rf_cpus_t cpus, cpus_all;
+    rf_cpus_t cpus_all;
     rf_serve_opts_t so;
     char *gen_desc = NULL;
     char *keys_path = rf_xasprintf("%s/keys.db", cfg->state_dir);
@@ -1258,7 +1258,7 @@ int rf__app_run_pipeline(rf_conf_t *cfg, void (*on_ready)(void *, int), void *op
     io.ivf_nprobe = (int)cfg->index_ivf_nprobe;
     io.filter_exact_max = cfg->index_filter_exact_max;
     io.work_nice = (int)cfg->ingest_nice;
-    (void)rf_cpus_parse(cfg->ingest_cpus, &io.work_cpus, NULL); /* checked at load */
+    io.work_cpus = cfg->ingest_cpu_set;
     if ((rc = rf_index_open(&io, &p.ix, &err)))
         goto fail;
     if ((rc = rf_iceberg_exporter_start(cfg, &p.exporter, &err)))
@@ -1297,8 +1297,7 @@ int rf__app_run_pipeline(rf_conf_t *cfg, void (*on_ready)(void *, int), void *op
     so.section_cnt = 4;
     /* The HTTP threads inherit this thread's CPUs (serve.cpus); then it takes ingest's. */
     rf_cpus_current(&cpus_all);
-    (void)rf_cpus_parse(cfg->serve_cpus, &cpus, NULL); /* checked at load */
-    if (rf_thread_cpus(&cpus))
+    if (rf_thread_cpus(&cfg->serve_cpu_set))
         RF_LOG(RF_LOG_WARN, RF_MOD_APP, "serve.cpus=%s not applied: %s", cfg->serve_cpus,
                strerror(errno));
     rc = rf_serve_start(&so, &p.srv, &err);

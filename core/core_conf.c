@@ -506,10 +506,10 @@ int rf_conf_finalize(rf_conf_t *cfg, int for_run, rf_err_t *err)
     {
         static const char *const cpu_keys[] = {"ingest.cpus", "serve.cpus"};
         const char *cpu_vals[] = {cfg->ingest_cpus, cfg->serve_cpus};
+        rf_cpus_t *cpu_sets[] = {&cfg->ingest_cpu_set, &cfg->serve_cpu_set};
         for (int i = 0; i < 2; i++) {
-            rf_cpus_t cpus;
             rf_err_t e;
-            if (rf_cpus_parse(cpu_vals[i], &cpus, &e))
+            if (rf_cpus_parse(cpu_vals[i], cpu_sets[i], &e))
                 return rf_err_set(err, RF_ECONFIG, "%s: %s=%s: %s", where_of(cfg, cpu_keys[i]),
                                   cpu_keys[i], cpu_vals[i], e.msg);
         }

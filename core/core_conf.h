@@ -132,6 +132,9 @@ typedef struct rf_conf {
     int64_t iceberg_max_failures;
     int iceberg_codec;
 
+    /* ingest.cpus and serve.cpus, parsed by rf_conf_finalize (before it: any CPU). */
+    rf_cpus_t ingest_cpu_set, serve_cpu_set;
+
     /* kafka.<prop> pass-through, in the order first set. */
     struct rf_conf_kv {
         char *key; /* without the "kafka." prefix */

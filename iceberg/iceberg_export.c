@@ -893,12 +893,8 @@ static void *exporter_main(void *arg)
     /* Background work: searches keep their cores (ingest.nice). */
     if (cfg->ingest_nice && rf_thread_nice((int)cfg->ingest_nice))
         RF_LOG(RF_LOG_DEBUG, RF_MOD_ICEBERG, "exporter keeps its priority");
-    {
-        rf_cpus_t cpus;
-        (void)rf_cpus_parse(cfg->ingest_cpus, &cpus, NULL); /* checked at load */
-        if (rf_thread_cpus(&cpus))
-            RF_LOG(RF_LOG_WARN, RF_MOD_ICEBERG, "exporter keeps its CPUs: %s", strerror(errno));
-    }
+    if (rf_thread_cpus(&cfg->ingest_cpu_set))
+        RF_LOG(RF_LOG_WARN, RF_MOD_ICEBERG, "exporter keeps its CPUs: %s", strerror(errno));
     exp->next_due_ms = rf_mono_ms() + cfg->iceberg_commit_interval_ms;
     for (;;) {
         int64_t now = rf_mono_ms(), max_seq = 0, exported, pending, added = 0;

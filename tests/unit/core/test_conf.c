@@ -156,6 +156,9 @@ static void test_finalize(void)
     RF_CHECK(strstr(err.msg, "serve.cpus=0,x: at \"x\": expected a CPU number") != NULL);
     rf_conf_set(cfg, "serve.cpus", "0", RF_CONF_ORIGIN_CLI, "--set", NULL);
     RF_CHECK_INT(rf_conf_finalize(cfg, 1, &err), RF_OK);
+    /* ...and kept parsed for the threads that take them. */
+    RF_CHECK(cfg->ingest_cpu_set.cnt == 1 && rf_cpus_has(&cfg->ingest_cpu_set, 0));
+    RF_CHECK(cfg->serve_cpu_set.cnt == 1 && rf_cpus_has(&cfg->serve_cpu_set, 0));
     rf_conf_set(cfg, "source.assignment", "group", RF_CONF_ORIGIN_CLI, "--set", NULL);
     RF_CHECK_INT(rf_conf_finalize(cfg, 1, &err), RF_ECONFIG);
     RF_CHECK(strstr(err.msg, "kafka.group.id") != NULL);
