@@ -463,7 +463,7 @@ void rf__index_store_close(rf_index_t *ix)
  * wal_max_frames (256 MiB), where a commit waits for the pass and copies the rest, so the
  * WAL never grows much past that.  (Waiting at wal_max_frames, the writer slept 30-530 ms about
  * once a second at 10,000 upserts/s: the thread runs at background priority and its pass
- * finishes late when the cores are busy.  With twice as the hard bound, commits still
+ * finishes late when the cores are busy.  With twice it as the hard bound, commits still
  * waited 0-3 times per 10 s; with four times, none did in three runs, at 9,025-9,708
  * upserts/s against 8,472-9,787 in six.) */
 
