@@ -8,7 +8,7 @@
  * Usage: bench_index [--n N] [--dim D] [--queries Q] [--ef EF] [--segment-size S]
  *                    [--factory F] [--ingest-rate R] [--ingest-secs T]
  *                    [--ingest-segment-size S2] [--nice NI] [--dir DIR]
- *                    [--search-cpus LIST] [--ingest-cpus LIST]
+ *                    [--search-cpus LIST] [--ingest-cpus LIST] [--flat-codes on|off]
  *                    [--save-state SAVED | --state-from SAVED]
  * --save-state copies the state directory, as it is once loaded and built, to SAVED;
  * --state-from starts from such a copy (same --n, --dim and factory) instead of loading
@@ -20,7 +20,9 @@
  * the upserts and the index's maintenance thread run at nice NI (default 10, as
  * ingest.nice); the searches at normal priority.  --search-cpus keeps the searching thread
  * to those CPUs from the idle loop on, --ingest-cpus the thread that applies the upserts
- * and the index's threads (as serve.cpus and ingest.cpus do).  Idle and ingesting p99
+ * and the index's threads (as serve.cpus and ingest.cpus do).  --flat-codes off scans the
+ * flat segments' floats only, without their 8-bit codes first (index_sq.c), to compare.
+ * Idle and ingesting p99
  * come from the same loop (the queries back to back for the same time), with and without
  * the upserts.  efSearch is swept from
  * --ef (default 32) up on the built index; the table uses the smallest value whose recall@10
@@ -473,6 +475,7 @@ int main(int argc, char **argv)
     int made = 0, seg2 = 50000, nice = 10;
     int64_t wrote = 0, wal0[5] = {0, 0, 0, 0, 0};
     uint64_t walw0[2] = {0, 0}, walw1[2] = {0, 0};
+    int64_t sq0[2] = {0, 0}, sq1[2] = {0, 0}, busy_n = 0;
     long flat_max = 0;
     int split_n[2] = {0, 0};
     double split_p99[2] = {0, 0};
@@ -517,6 +520,9 @@ int main(int argc, char **argv)
             from = argv[i + 1];
         else if (!strcmp(argv[i], "--dir"))
             dir = rf_xstrdup(argv[i + 1]);
+        else if (!strcmp(argv[i], "--flat-codes") &&
+                 (!strcmp(argv[i + 1], "on") || !strcmp(argv[i + 1], "off")))
+            __atomic_store_n(&rf__index_test_sq_off, argv[i + 1][1] == 'f', __ATOMIC_RELAXED);
         else if (!strcmp(argv[i], "--search-cpus") || !strcmp(argv[i], "--ingest-cpus")) {
             rf_cpus_t *c = argv[i][2] == 's' ? &search_cpus : &in.cpus;
             if (rf_cpus_parse(argv[i + 1], c, &err)) {
@@ -704,6 +710,8 @@ int main(int argc, char **argv)
         wal0[3] = __atomic_load_n(&ix->wal_inline_us, __ATOMIC_RELAXED);
         wal0[4] = __atomic_load_n(&ix->wal_waits, __ATOMIC_RELAXED);
         rf__index_walvfs_stats(&walw0[0], &walw0[1]);
+        sq0[0] = __atomic_load_n(&rf__index_sq_scanned, __ATOMIC_RELAXED);
+        sq0[1] = __atomic_load_n(&rf__index_sq_rescored, __ATOMIC_RELAXED);
         fprintf(stderr, "bench_index: ingesting for %d s\n", secs);
         if (pthread_create(&th, NULL, ingest_main, &in))
             die("thread", NULL);
@@ -731,6 +739,8 @@ int main(int argc, char **argv)
         wal0[3] = __atomic_load_n(&ix->wal_inline_us, __ATOMIC_RELAXED) - wal0[3];
         wal0[4] = __atomic_load_n(&ix->wal_waits, __ATOMIC_RELAXED) - wal0[4];
         rf__index_walvfs_stats(&walw1[0], &walw1[1]);
+        sq1[0] = __atomic_load_n(&rf__index_sq_scanned, __ATOMIC_RELAXED) - sq0[0];
+        sq1[1] = __atomic_load_n(&rf__index_sq_rescored, __ATOMIC_RELAXED) - sq0[1];
         free(in.wal_path);
         /* The WAL thread may still be copying: what the updates wrote is counted when it
          * has caught up, at the checkpoint below. */
@@ -741,6 +751,7 @@ int main(int argc, char **argv)
         free(in.vecs);
         free(in.hashes);
         busy.p50 = pct(lat, cnt, 0.5);
+        busy_n = cnt;
         {
             /* By the vectors each search scanned exactly (flat segments: the tail and the
              * sealed ones not built yet), split at 10,000. */
@@ -833,6 +844,9 @@ int main(int argc, char **argv)
     printf("%-58s %5.2f/%.2f/%.2f\n", "  while ingesting: search p90 / p95 / p99.9, ms", busy.p90,
            busy.p95, busy.p999);
     printf("%-58s %14ld\n", "while ingesting: most vectors a search scanned exactly", flat_max);
+    printf("%-58s %7.0f/%.1f\n", "  per search: flat vectors bounded by codes / then scored",
+           busy_n ? (double)sq1[0] / (double)busy_n : 0.0,
+           busy_n ? (double)sq1[1] / (double)busy_n : 0.0);
     printf("%-58s %8d %5.2f\n", "  searches scanning <= 10,000 exactly: count, p99 ms", split_n[0],
            split_p99[0]);
     printf("%-58s %8d %5.2f\n", "  searches scanning > 10,000 exactly: count, p99 ms", split_n[1],

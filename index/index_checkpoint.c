@@ -663,6 +663,8 @@ static rf_rc ckpt_load(rf_index_t *ix, int64_t name_seq, int64_t store_seq, rf__
             }
             seg->vecs = rf_xmalloc((cap ? cap : 1) * (size_t)ix->dim * sizeof(float));
             memcpy(seg->vecs, vecs, n * (size_t)ix->dim * sizeof(float));
+            rf__index_seg_sq_alloc(seg);
+            rf__index_seg_sq_fill(seg, 0, n);
         }
         if (!bits) {
             rc = rf_err_set(err, RF_ECORRUPT, "%s: malformed segment %zu", path, i);

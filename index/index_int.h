@@ -168,6 +168,8 @@ typedef struct rf__index_seg {
     size_t cap;  /* slots */
     rf__index_rows_t *rows;
     float *vecs;          /* FLAT: cap * dim floats */
+    int8_t *codes;        /* FLAT: cap * dim 8-bit codes of vecs (index_sq.c), or NULL */
+    struct rf__index_sqm *sqm; /* FLAT: cap bounds of the codes, or NULL */
     FaissIndex *ann;      /* ANN: the factory index, ids = iids */
     size_t ann_bytes;     /* ANN: serialised size (the memory estimate); set before publication */
     uint64_t qhash;       /* IVF-Flat: a hash of its coarse centroids (equal: shared), else 0 */
@@ -505,6 +507,34 @@ struct rf__index_inv {
     size_t nkeys, npost;
 };
 
+/* ==== index_sq.c ==== */
+
+/* What bounds the error of one vector's codes (index_sq.c). */
+typedef struct rf__index_sqm {
+    float d;  /* step: x ~ d * codes */
+    float r;  /* ||x - d * codes||, rounded up */
+    float xn; /* ||x||, rounded up */
+    float c1; /* sum of |codes| */
+} rf__index_sqm_t;
+
+/* A query rounded to int16 (q ~ s * q) with what bounds that rounding. */
+typedef struct rf__index_sqq {
+    int16_t *q;
+    int dim;
+    double s, qn, e, gam;
+} rf__index_sqq_t;
+
+void rf__index_sq_encode(const float *x, int dim, int8_t *codes, rf__index_sqm_t *m);
+void rf__index_sq_query_init(rf__index_sqq_t *qq, const float *q, int dim);
+void rf__index_sq_query_fini(rf__index_sqq_t *qq);
+/* The integer dot product of a rounded query and codes (AVX2 when the CPU has it); _ref
+ * is the plain loop, equal to it for every input. */
+int32_t rf__index_sq_dot(const int16_t *q, const int8_t *c, int dim);
+int32_t rf__index_sq_dot_ref(const int16_t *q, const int8_t *c, int dim);
+/* [*lo, *hi] holds rf__index_dot(q, x) for the x whose codes and bounds these are. */
+void rf__index_sq_bounds(const rf__index_sqq_t *qq, const int8_t *c, const rf__index_sqm_t *m,
+                         double *lo, double *hi);
+
 /* ==== index_segment.c ==== */
 
 /* The dot product of two dim-vectors (AVX2 when the CPU has it). */
@@ -527,6 +557,11 @@ int rf__index_hnsw_is_simd(const FaissIndex *ann);
 uint64_t rf__index_ann_qhash(const FaissIndex *ann);
 /* Tests: != 0 makes searches of IVF-Flat views go through FAISS's own search. */
 extern int rf__index_test_faiss_ivf;
+/* Tests: != 0 makes flat views scan their floats only, not their codes first (atomic).
+ * The counts of vectors the code scans bounded, and of those it scored from their floats
+ * (atomic; index_search.c). */
+extern int rf__index_test_sq_off;
+extern int64_t rf__index_sq_scanned, rf__index_sq_rescored;
 
 rf__index_snap_t *rf__index_snap_acquire(rf_index_t *ix);
 void rf__index_snap_release(rf__index_snap_t *snap);
@@ -548,6 +583,10 @@ rf_rc rf__index_seg_vector(const rf__index_seg_t *seg, size_t iid, float *out, r
 /* Segment objects, for recovery.  seg_new makes a flat segment of cap slots with fresh
  * rows; seg_unref/bits_unref drop a reference (NULL ok). */
 rf__index_seg_t *rf__index_seg_new_flat(int dim, uint32_t id, size_t cap);
+/* Allocates a flat segment's codes for its cap slots; fills those of slots [from, to) from
+ * its vectors (index_sq.c). */
+void rf__index_seg_sq_alloc(rf__index_seg_t *seg);
+void rf__index_seg_sq_fill(rf__index_seg_t *seg, size_t from, size_t to);
 void rf__index_seg_unref(rf__index_seg_t *seg);
 rf__index_bits_t *rf__index_bits_new(size_t nbits);
 void rf__index_bits_unref(rf__index_bits_t *bits);

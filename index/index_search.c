@@ -331,13 +331,87 @@ static int sel_has(const rf__index_view_t *v, const vsel_t *s, size_t j)
     return rf__index_bit(v->live, j);
 }
 
+int rf__index_test_sq_off;
+int64_t rf__index_sq_scanned, rf__index_sq_rescored;
+
+typedef struct sqc {
+    double hi;
+    size_t iid;
+} sqc_t;
+
+static int sqc_cmp(const void *a, const void *b)
+{
+    const sqc_t *x = a, *y = b;
+    if (x->hi != y->hi)
+        return x->hi > y->hi ? -1 : 1;
+    return (x->iid > y->iid) - (x->iid < y->iid);
+}
+
+/* A flat view's exact top-k through its codes (index_sq.c): every selected vector gets
+ * bounds on its score; those whose upper bound reaches both the k-th best lower bound of
+ * this view and the k-th best score found so far are scored from their floats, best upper
+ * bound first, until the next cannot enter.  The others' scores are below k scores that
+ * are pushed, so the top k is exactly the full scan's. */
+static void view_exact_sq(const rf__index_view_t *v, const vsel_t *s, const float *q,
+                          rf__index_sqq_t *qq, topk_t *t)
+{
+    const rf__index_seg_t *seg = v->seg;
+    int dim = seg->dim;
+    size_t cnt = s->iids ? s->cnt : v->n, nc = 0, cap = 256, scored = 0, rescored = 0;
+    sqc_t *c = rf_xmalloc(cap * sizeof(*c));
+    topk_t lows = {rf_xmalloc(t->cap * sizeof(cand_t)), 0, t->cap};
+    double thr = t->n == t->cap ? (double)t->h[0].score : -INFINITY;
+    if (!qq->q)
+        rf__index_sq_query_init(qq, q, dim);
+    for (size_t k = 0; k < cnt; k++) {
+        size_t j = s->iids ? s->iids[k] : k;
+        double lo, hi;
+        if (!s->iids && !sel_has(v, s, j))
+            continue;
+        scored++;
+        rf__index_sq_bounds(qq, seg->codes + j * (size_t)dim, &seg->sqm[j], &lo, &hi);
+        if (hi < thr)
+            continue;
+        topk_push(&lows, (float)lo, (int64_t)j);
+        if (lows.n == lows.cap && (double)lows.h[0].score > thr) {
+            /* float(lo) may exceed lo by half an ulp: step below it. */
+            double l = nextafterf(lows.h[0].score, -INFINITY);
+            if (l > thr)
+                thr = l;
+        }
+        if (nc == cap) {
+            cap *= 2;
+            c = rf_xrealloc(c, cap * sizeof(*c));
+        }
+        c[nc].hi = hi;
+        c[nc++].iid = j;
+    }
+    qsort(c, nc, sizeof(*c), sqc_cmp);
+    for (size_t i = 0; i < nc; i++) {
+        if (c[i].hi < thr || (t->n == t->cap && c[i].hi < (double)t->h[0].score))
+            break;
+        topk_push(t, rf__index_dot(q, seg->vecs + c[i].iid * (size_t)dim, dim),
+                  seg->rows->vids[c[i].iid]);
+        rescored++;
+    }
+    __atomic_add_fetch(&rf__index_sq_scanned, (int64_t)scored, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&rf__index_sq_rescored, (int64_t)rescored, __ATOMIC_RELAXED);
+    free(lows.h);
+    free(c);
+}
+
 /* Exact scores of the selected iids of one view. */
 static rf_rc view_exact(const rf__index_view_t *v, const vsel_t *s, const float *q, int dim,
-                        topk_t *t, rf_err_t *err)
+                        rf__index_sqq_t *qq, topk_t *t, rf_err_t *err)
 {
     const rf__index_seg_t *seg = v->seg;
     float *buf = NULL;
     rf_rc rc = RF_OK;
+    if (seg->kind == RF__SEG_FLAT && seg->codes && t->cap &&
+        !__atomic_load_n(&rf__index_test_sq_off, __ATOMIC_RELAXED)) {
+        view_exact_sq(v, s, q, qq, t);
+        return RF_OK;
+    }
     if (seg->kind == RF__SEG_FLAT) {
         if (s->iids) {
             for (size_t k = 0; k < s->cnt; k++) {
@@ -421,6 +495,7 @@ static const cand_t *probes_get(rf_index_t *ix, probes_t *p, uint64_t qhash, siz
  * best, every selected vector in them scored (rf__index_dot); the exact scores of the
  * whole selection when those lists hold fewer than the kk it could give. */
 static rf_rc view_ivf(rf_index_t *ix, const rf__index_view_t *v, const vsel_t *s, const float *q,
+                      rf__index_sqq_t *qq,
                       size_t kk, size_t nlist, const float *cent, probes_t *pr, topk_t *t,
                       rf_err_t *err)
 {
@@ -436,7 +511,7 @@ static rf_rc view_ivf(rf_index_t *ix, const rf__index_view_t *v, const vsel_t *s
             sel += (size_t)ids[j] < v->n && sel_has(v, s, (size_t)ids[j]);
     }
     if (sel < kk)
-        return view_exact(v, s, q, dim, t, err);
+        return view_exact(v, s, q, dim, qq, t, err);
     for (size_t p = 0; p < pn; p++) {
         size_t n = rf__index_ivf_list(seg->ann, (size_t)probe[p].vid, &vecs, &ids);
         for (size_t j = 0; j < n; j++) {
@@ -452,6 +527,7 @@ static rf_rc view_ivf(rf_index_t *ix, const rf__index_view_t *v, const vsel_t *s
 /* Approximate top-`want` of one sealed FAISS view, restricted to its selection; falls
  * back to the exact scores when FAISS finds fewer than it could. */
 static rf_rc view_ann(rf_index_t *ix, const rf__index_view_t *v, const vsel_t *s, const float *q,
+                      rf__index_sqq_t *qq,
                       size_t want, probes_t *pr, topk_t *t, rf_err_t *err)
 {
     const rf__index_seg_t *seg = v->seg;
@@ -468,7 +544,7 @@ static rf_rc view_ann(rf_index_t *ix, const rf__index_view_t *v, const vsel_t *s
         return RF_OK;
     if (!__atomic_load_n(&rf__index_test_faiss_ivf, __ATOMIC_RELAXED) &&
         rf__index_ivf_flat(seg->ann, &nlist, &cent))
-        return view_ivf(ix, v, s, q, kk, nlist, cent, pr, t, err);
+        return view_ivf(ix, v, s, q, qq, kk, nlist, cent, pr, t, err);
     /* Nothing dead and no filter: no selector to consult. */
     if (s->bits || v->live_n != v->n) {
         const uint8_t *b = s->bits ? s->bits : v->live->b;
@@ -509,7 +585,7 @@ static rf_rc view_ann(rf_index_t *ix, const rf__index_view_t *v, const vsel_t *s
     if (got < kk) {
         /* A graph walk cut short by the selection (a restrictive filter, many tombstones):
          * the exact scores keep `k` results whenever k records match. */
-        rc = view_exact(v, s, q, v->seg->dim, t, err);
+        rc = view_exact(v, s, q, v->seg->dim, qq, t, err);
     } else {
         for (size_t i = 0; i < got; i++)
             topk_push(t, dist[i], seg->rows->vids[labels[i]]);
@@ -530,6 +606,7 @@ static rf_rc collect(rf_index_t *ix, const rf__index_snap_t *snap, const rf__ind
 {
     vsel_t *sel = rf_xcalloc(snap->cnt ? snap->cnt : 1, sizeof(*sel));
     probes_t pr = {0};
+    rf__index_sqq_t qq = {0};
     topk_t t = {0};
     size_t total = 0;
     int exact;
@@ -544,11 +621,12 @@ static rf_rc collect(rf_index_t *ix, const rf__index_snap_t *snap, const rf__ind
         if (!sel[i].cnt)
             continue;
         if (exact || v->seg->kind == RF__SEG_FLAT)
-            rc = view_exact(v, &sel[i], q, v->seg->dim, &t, err);
+            rc = view_exact(v, &sel[i], q, v->seg->dim, &qq, &t, err);
         else
-            rc = view_ann(ix, v, &sel[i], q, want, &pr, &t, err);
+            rc = view_ann(ix, v, &sel[i], q, &qq, want, &pr, &t, err);
     }
     probes_fini(&pr);
+    rf__index_sq_query_fini(&qq);
     for (size_t i = 0; i < snap->cnt; i++) {
         free(sel[i].bits);
         free(sel[i].iids);

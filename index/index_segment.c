@@ -143,7 +143,21 @@ rf__index_seg_t *rf__index_seg_new_flat(int dim, uint32_t id, size_t cap)
     seg->cap = cap;
     seg->rows = rows_new(cap);
     seg->vecs = rf_xmalloc((cap ? cap : 1) * (size_t)dim * sizeof(float));
+    rf__index_seg_sq_alloc(seg);
     return seg;
+}
+
+void rf__index_seg_sq_alloc(rf__index_seg_t *seg)
+{
+    seg->codes = rf_xmalloc((seg->cap ? seg->cap : 1) * (size_t)seg->dim);
+    seg->sqm = rf_xmalloc((seg->cap ? seg->cap : 1) * sizeof(*seg->sqm));
+}
+
+void rf__index_seg_sq_fill(rf__index_seg_t *seg, size_t from, size_t to)
+{
+    size_t dim = (size_t)seg->dim;
+    for (size_t i = from; i < to; i++)
+        rf__index_sq_encode(seg->vecs + i * dim, seg->dim, seg->codes + i * dim, &seg->sqm[i]);
 }
 
 static void inv_free(rf__index_inv_t *inv)
@@ -235,6 +249,8 @@ void rf__index_seg_unref(rf__index_seg_t *seg)
     if (seg->ann)
         faiss_Index_free(seg->ann);
     free(seg->vecs);
+    free(seg->codes);
+    free(seg->sqm);
     rf__index_rows_unref(seg->rows);
     free(seg);
 }
@@ -646,6 +662,7 @@ static int draft_append(rf_index_t *ix, draft_t *d, const rf__index_add_t *a)
     t->seg->rows->hkeys[i] = a->hkey;
     t->seg->rows->filled = i + 1;
     memcpy(t->seg->vecs + i * (size_t)ix->dim, a->vec, (size_t)ix->dim * sizeof(float));
+    rf__index_seg_sq_fill(t->seg, i, i + 1);
     bit_set(bits, i);
     t->n++;
     t->live_n++;
@@ -1294,6 +1311,8 @@ static slow_t *job_begin(rf_index_t *ix, const rf__index_view_t *const *v, size_
         fresh->final = 1;
         fresh->vecs = j->vecs;
         j->vecs = NULL;
+        rf__index_seg_sq_alloc(fresh);
+        rf__index_seg_sq_fill(fresh, 0, m);
     } else {
         fresh->kind = RF__SEG_ANN;
     }
@@ -1683,7 +1702,8 @@ void rf__index_snap_stats(rf_index_t *ix, const rf__index_snap_t *snap, int64_t 
         const rf__index_view_t *v = &snap->v[i];
         const rf__index_seg_t *seg = v->seg;
         if (seg->kind == RF__SEG_FLAT)
-            m += seg->cap * (size_t)seg->dim * sizeof(float);
+            m += seg->cap * ((size_t)seg->dim * (sizeof(float) + (seg->codes ? 1 : 0)) +
+                             (seg->sqm ? sizeof(*seg->sqm) : 0));
         else
             m += seg->ann_bytes;
         /* iid -> vid, the blob pointers and their heap overhead, the blobs, the bitmap,
