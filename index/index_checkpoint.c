@@ -552,6 +552,7 @@ static rf_rc seg_load(rf_index_t *ix, uint32_t id, rf__index_seg_t **out, rf_err
     }
     seg->ann_bytes = ann_len;
     seg->qhash = rf__index_ann_qhash(seg->ann);
+    rf__index_seg_ivf_codes(seg);
     rf__index_ann_tune(ix, seg->ann);
     t2 = rf_mono_ms();
     if (!hash_join(&hj)) {

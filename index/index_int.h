@@ -167,9 +167,14 @@ typedef struct rf__index_seg {
     int interim; /* ANN: the quick IVF index, awaiting its rebuild with the factory */
     size_t cap;  /* slots */
     rf__index_rows_t *rows;
-    float *vecs;          /* FLAT: cap * dim floats */
-    int8_t *codes;        /* FLAT: cap * dim 8-bit codes of vecs (index_sq.c), or NULL */
+    float *vecs;               /* FLAT: cap * dim floats */
+    int8_t *codes;             /* FLAT: cap * dim 8-bit codes of vecs (index_sq.c), or NULL */
     struct rf__index_sqm *sqm; /* FLAT: cap bounds of the codes, or NULL */
+    /* IVF-Flat ANN: the codes of its lists' vectors, list after list (list l from vector
+     * ivf_off[l]), and their bounds; NULL when not such an index.  Set before publication. */
+    int8_t *ivf_codes;
+    struct rf__index_sqm *ivf_sqm;
+    size_t *ivf_off;
     FaissIndex *ann;      /* ANN: the factory index, ids = iids */
     size_t ann_bytes;     /* ANN: serialised size (the memory estimate); set before publication */
     uint64_t qhash;       /* IVF-Flat: a hash of its coarse centroids (equal: shared), else 0 */
@@ -587,6 +592,8 @@ rf__index_seg_t *rf__index_seg_new_flat(int dim, uint32_t id, size_t cap);
  * its vectors (index_sq.c). */
 void rf__index_seg_sq_alloc(rf__index_seg_t *seg);
 void rf__index_seg_sq_fill(rf__index_seg_t *seg, size_t from, size_t to);
+/* Makes the codes of an IVF-Flat segment's lists (nothing for another index). */
+void rf__index_seg_ivf_codes(rf__index_seg_t *seg);
 void rf__index_seg_unref(rf__index_seg_t *seg);
 rf__index_bits_t *rf__index_bits_new(size_t nbits);
 void rf__index_bits_unref(rf__index_bits_t *bits);

@@ -334,70 +334,111 @@ static int sel_has(const rf__index_view_t *v, const vsel_t *s, size_t j)
 int rf__index_test_sq_off;
 int64_t rf__index_sq_scanned, rf__index_sq_rescored;
 
+/* An exact top-k through 8-bit codes (index_sq.c): every vector added gets bounds on its
+ * score; those whose upper bound reaches both the k-th best lower bound of the scan and
+ * the k-th best score found so far are kept, and at the end scored from their floats,
+ * best upper bound first, until the next cannot enter.  The others score below k vectors
+ * that are scored, so the top k is exactly what scoring every vector's floats gives. */
 typedef struct sqc {
     double hi;
-    size_t iid;
+    const float *vec;
+    int64_t vid;
 } sqc_t;
+
+typedef struct sqscan {
+    const rf__index_sqq_t *qq;
+    topk_t *t;
+    topk_t lows; /* the best lower bounds */
+    double thr;  /* no vector whose upper bound is below it can enter */
+    sqc_t *c;
+    size_t nc, cap;
+    int64_t bounded;
+} sqscan_t;
 
 static int sqc_cmp(const void *a, const void *b)
 {
     const sqc_t *x = a, *y = b;
     if (x->hi != y->hi)
         return x->hi > y->hi ? -1 : 1;
-    return (x->iid > y->iid) - (x->iid < y->iid);
+    return (x->vid > y->vid) - (x->vid < y->vid);
 }
 
-/* A flat view's exact top-k through its codes (index_sq.c): every selected vector gets
- * bounds on its score; those whose upper bound reaches both the k-th best lower bound of
- * this view and the k-th best score found so far are scored from their floats, best upper
- * bound first, until the next cannot enter.  The others' scores are below k scores that
- * are pushed, so the top k is exactly the full scan's. */
+static void sqscan_begin(sqscan_t *sc, rf__index_sqq_t *qq, const float *q, int dim, topk_t *t)
+{
+    if (!qq->q)
+        rf__index_sq_query_init(qq, q, dim);
+    memset(sc, 0, sizeof(*sc));
+    sc->qq = qq;
+    sc->t = t;
+    sc->lows.cap = t->cap;
+    sc->lows.h = rf_xmalloc((t->cap ? t->cap : 1) * sizeof(cand_t));
+    sc->thr = t->n == t->cap ? (double)t->h[0].score : -INFINITY;
+    sc->cap = 256;
+    sc->c = rf_xmalloc(sc->cap * sizeof(*sc->c));
+}
+
+static void sqscan_add(sqscan_t *sc, const int8_t *codes, const rf__index_sqm_t *m,
+                       const float *vec, int64_t vid)
+{
+    double lo, hi;
+    sc->bounded++;
+    rf__index_sq_bounds(sc->qq, codes, m, &lo, &hi);
+    if (hi < sc->thr)
+        return;
+    topk_push(&sc->lows, (float)lo, vid);
+    if (sc->lows.n == sc->lows.cap && (double)sc->lows.h[0].score > sc->thr) {
+        /* float(lo) may exceed lo by half an ulp: step below it. */
+        double l = nextafterf(sc->lows.h[0].score, -INFINITY);
+        if (l > sc->thr)
+            sc->thr = l;
+    }
+    if (sc->nc == sc->cap) {
+        sc->cap *= 2;
+        sc->c = rf_xrealloc(sc->c, sc->cap * sizeof(*sc->c));
+    }
+    sc->c[sc->nc].hi = hi;
+    sc->c[sc->nc].vec = vec;
+    sc->c[sc->nc++].vid = vid;
+}
+
+static void sqscan_end(sqscan_t *sc, const float *q, int dim)
+{
+    topk_t *t = sc->t;
+    int64_t scored = 0;
+    qsort(sc->c, sc->nc, sizeof(*sc->c), sqc_cmp);
+    for (size_t i = 0; i < sc->nc; i++) {
+        if (sc->c[i].hi < sc->thr || (t->n == t->cap && sc->c[i].hi < (double)t->h[0].score))
+            break;
+        topk_push(t, rf__index_dot(q, sc->c[i].vec, dim), sc->c[i].vid);
+        scored++;
+    }
+    __atomic_add_fetch(&rf__index_sq_scanned, sc->bounded, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&rf__index_sq_rescored, scored, __ATOMIC_RELAXED);
+    free(sc->lows.h);
+    free(sc->c);
+}
+
+static int sq_on(void)
+{
+    return !__atomic_load_n(&rf__index_test_sq_off, __ATOMIC_RELAXED);
+}
+
+/* A flat view's selected iids, exactly, through its codes. */
 static void view_exact_sq(const rf__index_view_t *v, const vsel_t *s, const float *q,
                           rf__index_sqq_t *qq, topk_t *t)
 {
     const rf__index_seg_t *seg = v->seg;
-    int dim = seg->dim;
-    size_t cnt = s->iids ? s->cnt : v->n, nc = 0, cap = 256, scored = 0, rescored = 0;
-    sqc_t *c = rf_xmalloc(cap * sizeof(*c));
-    topk_t lows = {rf_xmalloc(t->cap * sizeof(cand_t)), 0, t->cap};
-    double thr = t->n == t->cap ? (double)t->h[0].score : -INFINITY;
-    if (!qq->q)
-        rf__index_sq_query_init(qq, q, dim);
+    size_t dim = (size_t)seg->dim, cnt = s->iids ? s->cnt : v->n;
+    sqscan_t sc;
+    sqscan_begin(&sc, qq, q, seg->dim, t);
     for (size_t k = 0; k < cnt; k++) {
         size_t j = s->iids ? s->iids[k] : k;
-        double lo, hi;
         if (!s->iids && !sel_has(v, s, j))
             continue;
-        scored++;
-        rf__index_sq_bounds(qq, seg->codes + j * (size_t)dim, &seg->sqm[j], &lo, &hi);
-        if (hi < thr)
-            continue;
-        topk_push(&lows, (float)lo, (int64_t)j);
-        if (lows.n == lows.cap && (double)lows.h[0].score > thr) {
-            /* float(lo) may exceed lo by half an ulp: step below it. */
-            double l = nextafterf(lows.h[0].score, -INFINITY);
-            if (l > thr)
-                thr = l;
-        }
-        if (nc == cap) {
-            cap *= 2;
-            c = rf_xrealloc(c, cap * sizeof(*c));
-        }
-        c[nc].hi = hi;
-        c[nc++].iid = j;
+        sqscan_add(&sc, seg->codes + j * dim, &seg->sqm[j], seg->vecs + j * dim,
+                   seg->rows->vids[j]);
     }
-    qsort(c, nc, sizeof(*c), sqc_cmp);
-    for (size_t i = 0; i < nc; i++) {
-        if (c[i].hi < thr || (t->n == t->cap && c[i].hi < (double)t->h[0].score))
-            break;
-        topk_push(t, rf__index_dot(q, seg->vecs + c[i].iid * (size_t)dim, dim),
-                  seg->rows->vids[c[i].iid]);
-        rescored++;
-    }
-    __atomic_add_fetch(&rf__index_sq_scanned, (int64_t)scored, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&rf__index_sq_rescored, (int64_t)rescored, __ATOMIC_RELAXED);
-    free(lows.h);
-    free(c);
+    sqscan_end(&sc, q, seg->dim);
 }
 
 /* Exact scores of the selected iids of one view. */
@@ -407,8 +448,7 @@ static rf_rc view_exact(const rf__index_view_t *v, const vsel_t *s, const float 
     const rf__index_seg_t *seg = v->seg;
     float *buf = NULL;
     rf_rc rc = RF_OK;
-    if (seg->kind == RF__SEG_FLAT && seg->codes && t->cap &&
-        !__atomic_load_n(&rf__index_test_sq_off, __ATOMIC_RELAXED)) {
+    if (seg->kind == RF__SEG_FLAT && seg->codes && t->cap && sq_on()) {
         view_exact_sq(v, s, q, qq, t);
         return RF_OK;
     }
@@ -495,9 +535,8 @@ static const cand_t *probes_get(rf_index_t *ix, probes_t *p, uint64_t qhash, siz
  * best, every selected vector in them scored (rf__index_dot); the exact scores of the
  * whole selection when those lists hold fewer than the kk it could give. */
 static rf_rc view_ivf(rf_index_t *ix, const rf__index_view_t *v, const vsel_t *s, const float *q,
-                      rf__index_sqq_t *qq,
-                      size_t kk, size_t nlist, const float *cent, probes_t *pr, topk_t *t,
-                      rf_err_t *err)
+                      rf__index_sqq_t *qq, size_t kk, size_t nlist, const float *cent, probes_t *pr,
+                      topk_t *t, rf_err_t *err)
 {
     const rf__index_seg_t *seg = v->seg;
     int dim = seg->dim;
@@ -512,6 +551,23 @@ static rf_rc view_ivf(rf_index_t *ix, const rf__index_view_t *v, const vsel_t *s
     }
     if (sel < kk)
         return view_exact(v, s, q, dim, qq, t, err);
+    if (seg->ivf_codes && t->cap && sq_on()) {
+        sqscan_t sc;
+        sqscan_begin(&sc, qq, q, dim, t);
+        for (size_t p = 0; p < pn; p++) {
+            size_t l = (size_t)probe[p].vid, off = seg->ivf_off[l];
+            size_t n = rf__index_ivf_list(seg->ann, l, &vecs, &ids);
+            for (size_t j = 0; j < n; j++) {
+                size_t iid = (size_t)ids[j];
+                if (iid < v->n && sel_has(v, s, iid))
+                    sqscan_add(&sc, seg->ivf_codes + (off + j) * (size_t)dim,
+                               &seg->ivf_sqm[off + j], vecs + j * (size_t)dim,
+                               seg->rows->vids[iid]);
+            }
+        }
+        sqscan_end(&sc, q, dim);
+        return RF_OK;
+    }
     for (size_t p = 0; p < pn; p++) {
         size_t n = rf__index_ivf_list(seg->ann, (size_t)probe[p].vid, &vecs, &ids);
         for (size_t j = 0; j < n; j++) {
@@ -527,8 +583,7 @@ static rf_rc view_ivf(rf_index_t *ix, const rf__index_view_t *v, const vsel_t *s
 /* Approximate top-`want` of one sealed FAISS view, restricted to its selection; falls
  * back to the exact scores when FAISS finds fewer than it could. */
 static rf_rc view_ann(rf_index_t *ix, const rf__index_view_t *v, const vsel_t *s, const float *q,
-                      rf__index_sqq_t *qq,
-                      size_t want, probes_t *pr, topk_t *t, rf_err_t *err)
+                      rf__index_sqq_t *qq, size_t want, probes_t *pr, topk_t *t, rf_err_t *err)
 {
     const rf__index_seg_t *seg = v->seg;
     size_t kk = want < s->cnt ? want : s->cnt, got = 0;

@@ -160,6 +160,29 @@ void rf__index_seg_sq_fill(rf__index_seg_t *seg, size_t from, size_t to)
         rf__index_sq_encode(seg->vecs + i * dim, seg->dim, seg->codes + i * dim, &seg->sqm[i]);
 }
 
+void rf__index_seg_ivf_codes(rf__index_seg_t *seg)
+{
+    size_t nlist, tot = 0, dim = (size_t)seg->dim;
+    const float *cent, *vecs;
+    const int64_t *ids;
+    if (!seg->ann || seg->ivf_codes || rf__index_ivf_flat(seg->ann, &nlist, &cent) != 1)
+        return;
+    seg->ivf_off = rf_xmalloc((nlist + 1) * sizeof(*seg->ivf_off));
+    for (size_t l = 0; l < nlist; l++) {
+        seg->ivf_off[l] = tot;
+        tot += rf__index_ivf_list(seg->ann, l, &vecs, &ids);
+    }
+    seg->ivf_off[nlist] = tot;
+    seg->ivf_codes = rf_xmalloc((tot ? tot : 1) * dim);
+    seg->ivf_sqm = rf_xmalloc((tot ? tot : 1) * sizeof(*seg->ivf_sqm));
+    for (size_t l = 0; l < nlist; l++) {
+        size_t n = rf__index_ivf_list(seg->ann, l, &vecs, &ids), off = seg->ivf_off[l];
+        for (size_t j = 0; j < n; j++)
+            rf__index_sq_encode(vecs + j * dim, seg->dim, seg->ivf_codes + (off + j) * dim,
+                                &seg->ivf_sqm[off + j]);
+    }
+}
+
 static void inv_free(rf__index_inv_t *inv)
 {
     if (!inv)
@@ -251,6 +274,9 @@ void rf__index_seg_unref(rf__index_seg_t *seg)
     free(seg->vecs);
     free(seg->codes);
     free(seg->sqm);
+    free(seg->ivf_codes);
+    free(seg->ivf_sqm);
+    free(seg->ivf_off);
     rf__index_rows_unref(seg->rows);
     free(seg);
 }
@@ -1365,8 +1391,10 @@ static void job_build(rf_index_t *ix, slow_t *j)
         j->rc = rf__index_ann_build(ix, j->factory, j->vecs, j->m,
                                     j->fresh->interim ? 64 * interim_lists(j->m) : 0, &ix->mt_stop,
                                     &j->fresh->ann, &j->err);
-    if (!j->rc && j->fresh->ann)
+    if (!j->rc && j->fresh->ann) {
         j->fresh->qhash = rf__index_ann_qhash(j->fresh->ann);
+        rf__index_seg_ivf_codes(j->fresh);
+    }
     free(j->vecs);
     j->vecs = NULL;
 }
@@ -1706,6 +1734,13 @@ void rf__index_snap_stats(rf_index_t *ix, const rf__index_snap_t *snap, int64_t 
                              (seg->sqm ? sizeof(*seg->sqm) : 0));
         else
             m += seg->ann_bytes;
+        if (seg->ivf_codes) {
+            size_t nlist, tot;
+            const float *cent;
+            rf__index_ivf_flat(seg->ann, &nlist, &cent);
+            tot = seg->ivf_off[nlist];
+            m += tot * ((size_t)seg->dim + sizeof(*seg->ivf_sqm)) + (nlist + 1) * sizeof(size_t);
+        }
         /* iid -> vid, the blob pointers and their heap overhead, the blobs, the bitmap,
          * the inverted index of the attributes. */
         m += seg->cap * (sizeof(int64_t) + sizeof(uint8_t *)) + v->n * 16 + v->attr_bytes +
