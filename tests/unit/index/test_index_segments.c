@@ -779,7 +779,8 @@ static void test_ivf_scan(void)
     run_t r = {"IVF32,Flat", 0, 2000, 2600, 0, 0, 1};
     model_t m = {rf_xcalloc(2600, sizeof(mrec_t)), 2600};
     uint64_t st = 5;
-    int ivf_views = 0, same = 0, queries = 0;
+    int ivf_views = 0, same = 0, queries = 0, floats_differ = 0;
+    int64_t scanned = __atomic_load_n(&rf__index_sq_scanned, __ATOMIC_RELAXED);
     rf_index_t *ix = open_run(dir, &r);
     rf__index_snap_t *snap;
     upsert_many(ix, &m, 0, 2500, &st);
@@ -800,6 +801,10 @@ static void test_ivf_scan(void)
             rf__index_ivf_flat(snap->v[i].seg->ann, &nlist, &cent)) {
             ivf_views++;
             RF_CHECK_INT((long long)nlist, 32);
+            /* Its lists' codes, one per vector (index_sq.c). */
+            RF_CHECK(snap->v[i].seg->ivf_codes != NULL);
+            RF_CHECK_INT((long long)snap->v[i].seg->ivf_off[nlist],
+                         (long long)faiss_Index_ntotal(snap->v[i].seg->ann));
         }
     }
     rf__index_snap_release(snap);
@@ -812,7 +817,7 @@ static void test_ivf_scan(void)
             .field = "cat", .kind = RF_INDEX_COND_EQ, .values = cat, .value_cnt = 1};
         rf_index_filter_t f = {.conds = &c, .cond_cnt = 1};
         rf_index_query_t query = {.vec = q, .k = 10, .min_score = -INFINITY};
-        rf_index_results_t a, b;
+        rf_index_results_t a, b, c2;
         tl_vec_rand(&st, DIM, q);
         snprintf(cbuf, sizeof(cbuf), "\"c%d\"", qi % 10);
         cat[0] = cbuf;
@@ -822,6 +827,15 @@ static void test_ivf_scan(void)
         __atomic_store_n(&rf__index_test_faiss_ivf, 1, __ATOMIC_RELAXED);
         RF_REQUIRE(rf_index_query(ix, &query, &b, NULL) == RF_OK);
         __atomic_store_n(&rf__index_test_faiss_ivf, 0, __ATOMIC_RELAXED);
+        /* The scan through the codes and the scan of the floats alone: bit for bit. */
+        __atomic_store_n(&rf__index_test_sq_off, 1, __ATOMIC_RELAXED);
+        RF_REQUIRE(rf_index_query(ix, &query, &c2, NULL) == RF_OK);
+        __atomic_store_n(&rf__index_test_sq_off, 0, __ATOMIC_RELAXED);
+        floats_differ += a.cnt != c2.cnt;
+        for (size_t i = 0; i < a.cnt && i < c2.cnt; i++)
+            floats_differ += strcmp(a.hits[i].id, c2.hits[i].id) != 0 ||
+                             memcmp(&a.hits[i].score, &c2.hits[i].score, sizeof(float)) != 0;
+        rf_index_results_fini(&c2);
         RF_CHECK_INT((long long)a.cnt, (long long)b.cnt);
         if (a.cnt == b.cnt) {
             int ids = 1;
@@ -838,6 +852,9 @@ static void test_ivf_scan(void)
     }
     /* Equal scores may order two ids differently; never more than a few queries. */
     RF_CHECK(same >= queries - 4);
+    RF_CHECK_INT(floats_differ, 0);
+    /* 2,500 upserts on a 2,000 segment: the IVF lists and the flat tail went through codes. */
+    RF_CHECK(__atomic_load_n(&rf__index_sq_scanned, __ATOMIC_RELAXED) - scanned > 200 * 500);
     fprintf(stderr, "ivf scan: %d of %d answers the same as FAISS's\n", same, queries);
     rf_index_close(ix);
     free(m.r);
