@@ -526,7 +526,7 @@ typedef struct rf__index_sqm {
 typedef struct rf__index_sqq {
     int16_t *q;
     int dim;
-    double s, qn, e, gam;
+    double s, qn, e, gam, tiny;
 } rf__index_sqq_t;
 
 void rf__index_sq_encode(const float *x, int dim, int8_t *codes, rf__index_sqm_t *m);

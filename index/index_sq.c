@@ -14,7 +14,8 @@
  * (Cauchy-Schwarz, and e = max |q_i - s qq_i|)
  *
  * where r = ||x - d c||, measured when the codes are made.  rf__index_dot's float sum
- * adds its own rounding, at most (dim + 2) * 2^-23 * ||q|| * ||x||; the bound includes it.
+ * adds its own rounding, at most (dim + 2) * 2^-23 * ||q|| * ||x||, plus what products
+ * below the smallest float lose (2^-149 each, doubled); the bound includes both.
  * So [A - B, A + B] holds the score rf__index_dot gives, and a vector whose upper bound
  * is below the k-th best lower bound (or below the k-th best score already found) cannot
  * be in the top k: only the others are scored from their floats.  The result is exactly
@@ -43,9 +44,11 @@ void rf__index_sq_encode(const float *x, int dim, int8_t *codes, rf__index_sqm_t
         if (a > amax)
             amax = a;
     }
+    double inv = amax > 0.0f ? 127.0 / (double)amax : 0.0; /* finite even for subnormals */
     m->d = amax > 0.0f ? amax / 127.0f : 0.0f;
     for (int i = 0; i < dim; i++) {
-        long c = m->d > 0.0f ? lrintf(x[i] / m->d) : 0;
+        /* Any rounding will do: r measures the codes as they are. */
+        long c = lrint((double)x[i] * inv);
         double e;
         if (c > 127)
             c = 127;
@@ -92,6 +95,7 @@ void rf__index_sq_query_init(rf__index_sqq_t *qq, const float *q, int dim)
     qq->qn = sqrt(q2) * (1.0 + 1e-9);
     qq->e = e * (1.0 + 1e-9);
     qq->gam = ((double)dim + 2.0) * ldexp(1.0, -23);
+    qq->tiny = ((double)dim + 2.0) * ldexp(1.0, -148);
 }
 
 void rf__index_sq_query_fini(rf__index_sqq_t *qq)
@@ -161,7 +165,7 @@ void rf__index_sq_bounds(const rf__index_sqq_t *qq, const int8_t *c, const rf__i
 {
     double a = qq->s * (double)m->d * (double)rf__index_sq_dot(qq->q, c, qq->dim);
     double b = qq->qn * (double)m->r + (double)m->d * qq->e * (double)m->c1 +
-               qq->gam * qq->qn * (double)m->xn;
+               qq->gam * qq->qn * (double)m->xn + qq->tiny;
     /* The double arithmetic above rounds too (relative 1e-16 a step): widen by a hair. */
     b = b * (1.0 + 1e-12) + fabs(a) * 1e-12;
     *lo = a - b;

@@ -46,7 +46,8 @@ static void test_dot_same(void)
     }
 }
 
-/* Vectors of many shapes: unit, scaled up and down, one spike, constant, zero, sparse. */
+/* Vectors of many shapes: unit, scaled up and down, one spike, constant, zero, sparse,
+ * halfway between codes, subnormal. */
 static void shape(uint64_t *st, int kind, int dim, float *x)
 {
     tl_vec_rand(st, dim, x);
@@ -74,6 +75,10 @@ static void shape(uint64_t *st, int kind, int dim, float *x)
             if (tl_below(st, 8))
                 x[i] = 0.0f;
         break;
+    case 8: /* subnormal */
+        for (int i = 0; i < dim; i++)
+            x[i] *= 1e-40f;
+        break;
     case 7: /* halfway between two codes */
         for (int i = 0; i < dim; i++)
             x[i] = (float)((int)tl_below(st, 255) - 127) + 0.5f;
@@ -93,11 +98,11 @@ static void test_bounds_hold(void)
         int dim = dims[di];
         float *x = rf_xmalloc((size_t)dim * sizeof(float)), *q = rf_xmalloc((size_t)dim * 4);
         int8_t *codes = rf_xmalloc((size_t)dim);
-        for (int qk = 0; qk < 8; qk++) {
+        for (int qk = 0; qk < 9; qk++) {
             rf__index_sqq_t qq = {0};
             shape(&st, qk, dim, q);
             rf__index_sq_query_init(&qq, q, dim);
-            for (int xk = 0; xk < 8; xk++) {
+            for (int xk = 0; xk < 9; xk++) {
                 for (int rep = 0; rep < 6; rep++) {
                     rf__index_sqm_t m;
                     double lo, hi;
@@ -122,7 +127,7 @@ static void test_bounds_hold(void)
         free(q);
         free(codes);
     }
-    RF_CHECK(pairs == (long)NDIMS * 8 * 8 * 6);
+    RF_CHECK(pairs == (long)NDIMS * 9 * 9 * 6);
     /* Useful, not only true: unit vectors of 384 dims score within a narrow band. */
     RF_CHECK(widest_unit > 0 && widest_unit < 0.05);
 }
