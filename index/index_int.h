@@ -542,6 +542,8 @@ void rf__index_sq_bounds(const rf__index_sqq_t *qq, const int8_t *c, const rf__i
 
 /* ==== index_segment.c ==== */
 
+/* 1 when the CPU has AVX2 and FMA (asked once). */
+int rf__index_avx2(void);
 /* The dot product of two dim-vectors (AVX2 when the CPU has it). */
 float rf__index_dot(const float *a, const float *b, int dim);
 /* index_ivf.cpp: 1 when ann is an IVF-Flat index with inner product whose lists

@@ -80,10 +80,9 @@ __attribute__((target("avx2,fma"))) static float dot_avx2(const float *a, const 
 }
 #endif
 
-float rf__index_dot(const float *a, const float *b, int dim)
+int rf__index_avx2(void)
 {
 #if defined(__x86_64__)
-    /* Debian's libfaiss is built without AVX2; the flat segments are scanned here. */
     static int have = -1;
     int h = __atomic_load_n(&have, __ATOMIC_RELAXED);
     if (h < 0) {
@@ -91,7 +90,17 @@ float rf__index_dot(const float *a, const float *b, int dim)
         h = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
         __atomic_store_n(&have, h, __ATOMIC_RELAXED);
     }
-    if (h)
+    return h;
+#else
+    return 0;
+#endif
+}
+
+float rf__index_dot(const float *a, const float *b, int dim)
+{
+#if defined(__x86_64__)
+    /* Debian's libfaiss is built without AVX2; the flat segments are scanned here. */
+    if (rf__index_avx2())
         return dot_avx2(a, b, dim);
 #endif
     return dot_plain(a, b, dim);

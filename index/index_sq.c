@@ -165,14 +165,7 @@ __attribute__((target("avx2"))) static int32_t sq_dot_avx2(const int16_t *q, con
 int32_t rf__index_sq_dot(const int16_t *q, const int8_t *c, int dim)
 {
 #if defined(__x86_64__)
-    static int have = -1;
-    int h = __atomic_load_n(&have, __ATOMIC_RELAXED);
-    if (h < 0) {
-        __builtin_cpu_init();
-        h = __builtin_cpu_supports("avx2");
-        __atomic_store_n(&have, h, __ATOMIC_RELAXED);
-    }
-    if (h)
+    if (rf__index_avx2())
         return sq_dot_avx2(q, c, dim);
 #endif
     return rf__index_sq_dot_ref(q, c, dim);
