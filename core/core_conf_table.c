@@ -165,7 +165,10 @@ const rf_conf_opt_t rf_conf_opts[] = {
     INT("index.segment.size", index_segment_size, 16, 2147483647, "50000",
         "Vectors in a sealed segment. The mutable flat segment takes new vectors until it is "
         "sealed and rebuilt in the background as an `index.factory` index; searches scan it "
-        "exactly. With a slow factory (HNSW) it is sealed every 8192 vectors instead, each gets "
+        "exactly (through 8-bit codes of its vectors first, dim + 16 bytes a vector more in "
+        "memory: only the vectors whose bounds let them rank are scored from their floats, and "
+        "the results are the same). With a slow factory (HNSW) it is sealed every 8192 vectors "
+        "instead, each gets "
         "a quick IVF index at once, and these are merged into HNSW segments of up to this size "
         "once half of it (or 16384 vectors, if less) waits; larger means fewer, slower-built "
         "segments."),
