@@ -11,6 +11,7 @@
 
 #include <dirent.h>
 #include <math.h>
+#include <sched.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -914,6 +915,45 @@ static pid_t wait_tid(const pid_t *at)
     return tid;
 }
 
+#ifndef SCHED_IDLE
+#define SCHED_IDLE 5 /* declared only with _GNU_SOURCE; Linux's ABI */
+#endif
+
+/* The tid of this process's thread named comm, 0 when there is none. */
+static pid_t tid_named(const char *comm)
+{
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    pid_t tid = 0;
+    RF_REQUIRE(d != NULL);
+    while (!tid && (e = readdir(d))) {
+        char path[300], name[32] = {0};
+        FILE *f;
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+        if (!(f = fopen(path, "r")))
+            continue;
+        if (fgets(name, sizeof(name), f) && (name[strcspn(name, "\n")] = 0, !strcmp(name, comm)))
+            tid = (pid_t)strtol(e->d_name, NULL, 10);
+        fclose(f);
+    }
+    closedir(d);
+    return tid;
+}
+
+/* Polls (up to 10 s) until the WAL thread runs with this policy and nice value. */
+static int wal_sched_is(int policy, int nice)
+{
+    for (int64_t end = rf_mono_ms() + 10000; rf_mono_ms() < end; rf_sleep_ms(2)) {
+        pid_t tid = tid_named("rf-index-wal");
+        if (tid && sched_getscheduler(tid) == policy &&
+            (nice > 19 || getpriority(PRIO_PROCESS, (id_t)tid) == nice))
+            return 1;
+    }
+    return 0;
+}
+
 static void test_work_nice(void)
 {
     char *dir = rf_test_tmpdir("ixnice");
@@ -925,6 +965,8 @@ static void test_work_nice(void)
     RF_CHECK_INT(getpriority(PRIO_PROCESS, (id_t)wait_tid(&ix->maint_tid)), 7);
     RF_CHECK_INT(getpriority(PRIO_PROCESS, (id_t)wait_tid(&ix->reaper_tid)), 7);
     RF_CHECK_INT(getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid)), before);
+    /* On any CPU, the WAL thread takes only idle time. */
+    RF_CHECK(wal_sched_is(SCHED_IDLE, 99));
     rf_index_close(ix);
     rf_test_rmtree(dir);
     free(dir);
@@ -992,6 +1034,8 @@ static void test_work_cpus(void)
             fprintf(stderr, "%s: not on CPU %d alone\n", names[i], first);
         RF_CHECK(found[i]);
     }
+    /* On CPUs of its own, the WAL thread runs at nice 19, ahead of the SCHED_IDLE builder. */
+    RF_CHECK(wal_sched_is(SCHED_OTHER, 19));
     rf_cpus_current(&mine);
     RF_CHECK_INT(mine.cnt, all.cnt);
     RF_CHECK(!memcmp(mine.bits, all.bits, sizeof(all.bits)));
