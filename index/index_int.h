@@ -522,10 +522,11 @@ typedef struct rf__index_sqm {
     float c1; /* sum of |codes| */
 } rf__index_sqm_t;
 
-/* A query rounded to int16 (q ~ s * q) with what bounds that rounding. */
+/* A query rounded to int16 (q ~ s * q) with what bounds that rounding; ok 0 when the
+ * query has a value that is not finite (no bounds then). */
 typedef struct rf__index_sqq {
     int16_t *q;
-    int dim;
+    int dim, ok;
     double s, qn, e, gam, tiny;
 } rf__index_sqq_t;
 

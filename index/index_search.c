@@ -363,10 +363,8 @@ static int sqc_cmp(const void *a, const void *b)
     return (x->vid > y->vid) - (x->vid < y->vid);
 }
 
-static void sqscan_begin(sqscan_t *sc, rf__index_sqq_t *qq, const float *q, int dim, topk_t *t)
+static void sqscan_begin(sqscan_t *sc, rf__index_sqq_t *qq, topk_t *t)
 {
-    if (!qq->q)
-        rf__index_sq_query_init(qq, q, dim);
     memset(sc, 0, sizeof(*sc));
     sc->qq = qq;
     sc->t = t;
@@ -418,9 +416,15 @@ static void sqscan_end(sqscan_t *sc, const float *q, int dim)
     free(sc->c);
 }
 
-static int sq_on(void)
+/* 1 when a scan into t can go through codes for this query (rounded here, once a
+ * search). */
+static int sq_on(rf__index_sqq_t *qq, const float *q, int dim, const topk_t *t)
 {
-    return !__atomic_load_n(&rf__index_test_sq_off, __ATOMIC_RELAXED);
+    if (!t->cap || __atomic_load_n(&rf__index_test_sq_off, __ATOMIC_RELAXED))
+        return 0;
+    if (!qq->q)
+        rf__index_sq_query_init(qq, q, dim);
+    return qq->ok;
 }
 
 /* A flat view's selected iids, exactly, through its codes. */
@@ -430,7 +434,7 @@ static void view_exact_sq(const rf__index_view_t *v, const vsel_t *s, const floa
     const rf__index_seg_t *seg = v->seg;
     size_t dim = (size_t)seg->dim, cnt = s->iids ? s->cnt : v->n;
     sqscan_t sc;
-    sqscan_begin(&sc, qq, q, seg->dim, t);
+    sqscan_begin(&sc, qq, t);
     for (size_t k = 0; k < cnt; k++) {
         size_t j = s->iids ? s->iids[k] : k;
         if (!s->iids && !sel_has(v, s, j))
@@ -448,7 +452,7 @@ static rf_rc view_exact(const rf__index_view_t *v, const vsel_t *s, const float 
     const rf__index_seg_t *seg = v->seg;
     float *buf = NULL;
     rf_rc rc = RF_OK;
-    if (seg->kind == RF__SEG_FLAT && seg->codes && t->cap && sq_on()) {
+    if (seg->kind == RF__SEG_FLAT && seg->codes && sq_on(qq, q, dim, t)) {
         view_exact_sq(v, s, q, qq, t);
         return RF_OK;
     }
@@ -551,9 +555,9 @@ static rf_rc view_ivf(rf_index_t *ix, const rf__index_view_t *v, const vsel_t *s
     }
     if (sel < kk)
         return view_exact(v, s, q, dim, qq, t, err);
-    if (seg->ivf_codes && t->cap && sq_on()) {
+    if (seg->ivf_codes && sq_on(qq, q, dim, t)) {
         sqscan_t sc;
-        sqscan_begin(&sc, qq, q, dim, t);
+        sqscan_begin(&sc, qq, t);
         for (size_t p = 0; p < pn; p++) {
             size_t l = (size_t)probe[p].vid, off = seg->ivf_off[l];
             size_t n = rf__index_ivf_list(seg->ann, l, &vecs, &ids);

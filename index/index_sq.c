@@ -91,7 +91,12 @@ void rf__index_sq_query_init(rf__index_sqq_t *qq, const float *q, int dim)
     double lim = floor(2147483647.0 / (127.0 * (double)(dim > 0 ? dim : 1)));
     double qmax = lim < 32767.0 ? lim : 32767.0;
     qq->dim = dim;
-    qq->q = rf_xmalloc((dim > 0 ? (size_t)dim : 1) * sizeof(int16_t));
+    qq->q = rf_xcalloc(dim > 0 ? (size_t)dim : 1, sizeof(int16_t));
+    qq->ok = 1;
+    for (int i = 0; i < dim; i++)
+        qq->ok &= isfinite(q[i]) != 0;
+    if (!qq->ok)
+        return;
     for (int i = 0; i < dim; i++) {
         double a = fabs((double)q[i]);
         if (a > amax)

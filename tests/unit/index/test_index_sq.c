@@ -253,6 +253,31 @@ static void test_search_same(void)
             }
         }
     }
+    /* A query with a value that is not a number has no bounds: it is scanned as before. */
+    {
+        char a_ids[10][24], b_ids[10][24];
+        float a_sc[10], b_sc[10];
+        size_t na, nb;
+        rf__index_sqq_t qq = {0};
+        int64_t before = __atomic_load_n(&rf__index_sq_scanned, __ATOMIC_RELAXED);
+        memcpy(q, base[0], sizeof(q));
+        q[3] = NAN;
+        rf__index_sq_query_init(&qq, q, SDIM);
+        RF_CHECK_INT(qq.ok, 0);
+        rf__index_sq_query_fini(&qq);
+        na = search(ix, q, 10, NULL, a_ids, a_sc);
+        RF_CHECK_INT(__atomic_load_n(&rf__index_sq_scanned, __ATOMIC_RELAXED), before);
+        __atomic_store_n(&rf__index_test_sq_off, 1, __ATOMIC_RELAXED);
+        nb = search(ix, q, 10, NULL, b_ids, b_sc);
+        __atomic_store_n(&rf__index_test_sq_off, 0, __ATOMIC_RELAXED);
+        RF_CHECK_INT(na, nb);
+        for (size_t i = 0; i < na && i < nb; i++)
+            RF_CHECK(!strcmp(a_ids[i], b_ids[i]));
+        q[3] = INFINITY;
+        rf__index_sq_query_init(&qq, q, SDIM);
+        RF_CHECK_INT(qq.ok, 0);
+        rf__index_sq_query_fini(&qq);
+    }
     scanned1 = __atomic_load_n(&rf__index_sq_scanned, __ATOMIC_RELAXED) - scanned0;
     rescored1 = __atomic_load_n(&rf__index_sq_rescored, __ATOMIC_RELAXED) - rescored0;
     RF_CHECK_INT(differ, 0);
