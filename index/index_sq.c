@@ -11,7 +11,7 @@
  * with |q . x - A| <= |q . (x - d c)| + d |(q - s qq) . c|
  *                  <= ||q|| * r  +  d * e * |c|_1
  *
- * (Cauchy-Schwarz, and e = max |q_i - s qq_i|)
+ * (Cauchy-Schwarz for the first term, e = max |q_i - s qq_i| for the second)
  *
  * where r = ||x - d c||, measured when the codes are made.  rf__index_dot's float sum
  * adds its own rounding, at most (dim + 2) * 2^-23 * ||q|| * ||x||, plus what products
