@@ -277,8 +277,9 @@ rf_rc rf_index_record_get(rf_index_t *ix, const char *id, char **json, rf_err_t 
  *          "checkpoint_seq":N (-1 none),"newest_event_time_ms":N,"index_seq":N,
  *          "vectors":N,"segments":N,"segments_pending":N,"dead_vectors":N,
  *          "memory_bytes":N,"bytes_per_record":N,"lsn":{"source":N}}.  memory_bytes
- *          estimates what the vector index holds in memory (vectors, graphs or lists, id
- *          maps, tombstones, filterable metadata); bytes_per_record divides it by the live
+ *          estimates what the vector index holds in memory (vectors, graphs or lists, the
+ *          8-bit codes of flat and quick IVF segments, id maps, tombstones, filterable
+ *          metadata); bytes_per_record divides it by the live
  *          vectors; lsn is the highest LSN stored per source.  Caller frees. Any thread. */
 char *rf_index_status_json(rf_index_t *ix);
 
@@ -290,7 +291,8 @@ rf_rc rf_index_recent_json(rf_index_t *ix, size_t n, size_t snippet_chars, char 
                            rf_err_t *err);
 
 /* The vector index's size, as the status reports it (memory_bytes: vectors, graphs or
- * lists, id and content-hash maps, tombstones, filterable metadata).  Any thread. */
+ * lists, 8-bit codes, id and content-hash maps, tombstones, filterable metadata).  Any
+ * thread. */
 typedef struct rf_index_stats {
     int64_t vectors, dead_vectors, segments, segments_pending, memory_bytes, bytes_per_record;
 } rf_index_stats_t;
