@@ -314,7 +314,22 @@ typedef struct ingest {
     atomic_int done;
     double achieved;
     double apply_ms, apply_cpu_ms; /* per batch: wall time in rf_index_apply, its CPU */
+    double apply_rq_ms;            /* per batch: its time runnable but not running */
 } ingest_t;
+
+/* The calling thread's time waiting for a CPU while runnable, in ns (Linux's
+ * /proc/thread-self/schedstat; 0 where there is none). */
+static double rq_wait_ns(void)
+{
+    unsigned long long run = 0, wait = 0;
+    FILE *f = fopen("/proc/thread-self/schedstat", "r");
+    if (!f)
+        return 0;
+    if (fscanf(f, "%llu %llu", &run, &wait) != 2)
+        wait = 0;
+    fclose(f);
+    return (double)wait;
+}
 
 /* Updates random existing records at `rate` per second in batches of rate/10, each with
  * its text's content hash as ingest writes it.  The ids, vectors and hashes are made
@@ -356,10 +371,12 @@ static void *ingest_main(void *arg)
         {
             struct timespec c0, c1;
             int64_t w0 = rf_mono_us();
+            double q0 = rq_wait_ns();
             clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
             if (rf_index_apply(in->ix, &b, NULL, &err))
                 die("apply", &err);
             clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+            in->apply_rq_ms += (rq_wait_ns() - q0) / 1e6;
             in->apply_ms += (double)(rf_mono_us() - w0) / 1e3;
             in->apply_cpu_ms +=
                 (double)(c1.tv_sec - c0.tv_sec) * 1e3 + (double)(c1.tv_nsec - c0.tv_nsec) / 1e6;
@@ -373,6 +390,7 @@ static void *ingest_main(void *arg)
     in->achieved = sent / ((double)(rf_mono_ms() - t0) / 1000.0);
     in->apply_ms /= in->secs * 10;
     in->apply_cpu_ms /= in->secs * 10;
+    in->apply_rq_ms /= in->secs * 10;
     atomic_store(&in->done, 1);
     free(ops);
     return NULL;
@@ -826,6 +844,8 @@ int main(int argc, char **argv)
     printf("%-58s %14d\n", "ingest: segment size of the new vectors", seg2);
     printf("%-58s %7.1f/%.1f\n", "ingest: per batch, rf_index_apply wall / CPU, ms", in.apply_ms,
            in.apply_cpu_ms);
+    printf("%-58s %12.1f\n", "ingest: per batch, rf_index_apply waiting for a CPU, ms",
+           in.apply_rq_ms);
     printf("%-58s %8lld/%lld\n", "ingest: WAL copies by its thread / by commits",
            (long long)wal0[0], (long long)wal0[1]);
     printf("%-58s %14lld\n", "ingest: WAL frames the commits copied", (long long)wal0[2]);

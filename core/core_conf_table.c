@@ -206,7 +206,9 @@ const rf_conf_opt_t rf_conf_opts[] = {
         "like `1` or `2-3,6`; empty: any. With serve.cpus naming the others, searches never "
         "share a core with ingest, nor, when these include the CPUs that take the disk's "
         "interrupts (`/proc/interrupts`), with the kernel's I/O work: a search's p99 while "
-        "ingesting then stays close to idle. Each CPU must be one the process may run on."),
+        "ingesting then stays close to idle. On these CPUs the index's maintenance thread "
+        "(its quick builds) and its WAL checkpointer run at nice 19, behind the thread that "
+        "applies batches. Each CPU must be one the process may run on."),
 
     /* serve.* */
     STR("serve.listen", serve_listen, "127.0.0.1:8080", 0,

@@ -902,8 +902,8 @@ static void test_refusals(void)
     free(dir);
 }
 
-/* The maintenance thread runs at work_nice; the thread that opened the index keeps its
- * priority. */
+/* Without CPUs of its own, the maintenance thread runs at work_nice; the thread that
+ * opened the index keeps its priority. */
 /* The id a thread of the index publishes once its priority is set (fails after 10 s). */
 static pid_t wait_tid(const pid_t *at)
 {
@@ -973,13 +973,13 @@ static void test_work_nice(void)
 }
 
 /* Every thread the index starts (maintenance, checkpoint, reaper, slow builder, WAL
- * checkpointer) runs on work_cpus; the opener keeps its CPUs. */
+ * checkpointer) runs on work_cpus; the opener keeps its CPUs and its priority. */
 static void test_work_cpus(void)
 {
     static const char *const names[] = {"rf-index-maint", "rf-index-ckpt", "rf-index-free",
                                         "rf-index-build", "rf-index-wal"};
     char *dir = rf_test_tmpdir("ixcpus");
-    rf_index_opts_t o = {.dir = dir, .dim = DIM, .checkpoint_interval_ms = 60000};
+    rf_index_opts_t o = {.dir = dir, .dim = DIM, .checkpoint_interval_ms = 60000, .work_nice = 7};
     rf_index_t *ix = NULL;
     rf_err_t err = {0};
     rf_cpus_t all, mine;
@@ -1034,8 +1034,12 @@ static void test_work_cpus(void)
             fprintf(stderr, "%s: not on CPU %d alone\n", names[i], first);
         RF_CHECK(found[i]);
     }
-    /* On CPUs of its own, the WAL thread runs at nice 19, ahead of the SCHED_IDLE builder. */
+    /* On CPUs of its own, the WAL thread runs at nice 19, ahead of the SCHED_IDLE builder;
+     * the maintenance thread at nice 19 too, behind the writer; the others at work_nice. */
     RF_CHECK(wal_sched_is(SCHED_OTHER, 19));
+    RF_CHECK_INT(getpriority(PRIO_PROCESS, (id_t)wait_tid(&ix->maint_tid)), 19);
+    RF_CHECK_INT(sched_getscheduler(wait_tid(&ix->maint_tid)), SCHED_OTHER);
+    RF_CHECK_INT(getpriority(PRIO_PROCESS, (id_t)wait_tid(&ix->reaper_tid)), 7);
     rf_cpus_current(&mine);
     RF_CHECK_INT(mine.cnt, all.cnt);
     RF_CHECK(!memcmp(mine.bits, all.bits, sizeof(all.bits)));
