@@ -39,13 +39,15 @@ caught_up() {
 rf_wait_until 30 "ragfeed to apply every event" caught_up
 
 # Ingest's threads run at ingest.nice (10 by default), the HTTP threads at the process's
-# priority. Field 19 of a thread's stat is its nice value.
+# priority; on ingest's own CPUs (ingest.cpus, set here) the index's maintenance thread runs
+# at nice 19, behind the one that applies batches. Field 19 of a thread's stat is its nice.
 threads=$(for t in /proc/"$RF_RUN_PID"/task/*; do
   printf '%s %s\n' "$(cat "$t/comm")" "$(awk '{print $19}' "$t/stat")"
 done)
-for name in rf-apply rf-index-maint rf-index-ckpt rdk:main; do
+for name in rf-apply rf-index-ckpt rdk:main; do
   grep -qx "$name 10" <<<"$threads" || rf_die "thread $name not at nice 10: $threads"
 done
+grep -qx "rf-index-maint 19" <<<"$threads" || rf_die "thread rf-index-maint not at nice 19: $threads"
 grep -Eq '^MHD-.* 0$' <<<"$threads" || rf_die "no HTTP thread at nice 0: $threads"
 grep -Eq '^MHD-.* 10$' <<<"$threads" && rf_die "an HTTP thread at nice 10: $threads"
 
